@@ -1,0 +1,5 @@
+"""``python -m hellotext``: the CLI."""
+
+from hellotext.cli import main
+
+main()

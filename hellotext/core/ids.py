@@ -1,0 +1,73 @@
+"""Identifiers: server-generated ids, secret tokens, session ids minted by the server."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import threading
+import time
+import uuid
+
+BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+TOKEN_PREFIX = "htsk_"
+
+_lock = threading.Lock()
+_last_ms = 0
+_counter = 0
+
+
+def _base62(number: int, width: int) -> str:
+    chars = []
+    for _ in range(width):
+        number, rem = divmod(number, 62)
+        chars.append(BASE62[rem])
+    return "".join(reversed(chars))
+
+
+def new_id() -> str:
+    """A 20-character, URL-safe, time-ordered id with 64 random bits from the CSPRNG.
+
+    Ids are time-ordered (48-bit milliseconds first, then a per-process counter) so that the indexes
+    that hold them grow at one end instead of splitting pages at random, and so that ids minted by one
+    process sort in creation order. The random tail keeps them unguessable.
+    """
+    global _last_ms, _counter
+    now = int(time.time() * 1000)
+    with _lock:
+        if now <= _last_ms:
+            now = _last_ms
+            _counter += 1
+        else:
+            _last_ms = now
+            _counter = 0
+        counter = _counter & 0xFFFF
+    value = (now << 80) | (counter << 64) | int.from_bytes(os.urandom(8), "big")
+    # 128 bits fit in 22 base62 digits; the top bits of the timestamp are zero for millennia, so 20 suffice
+    # until the year 10889 (62**20 > 2**119).
+    return _base62(value, 22)[2:]
+
+
+def new_code(length: int = 8) -> str:
+    """A random base62 code (short links)."""
+    return "".join(secrets.choice(BASE62) for _ in range(length))
+
+
+def new_token() -> str:
+    """A secret token: ``htsk_`` followed by 40 base62 characters from the CSPRNG."""
+    return TOKEN_PREFIX + new_code(40)
+
+
+def new_public_id() -> str:
+    """A public business id: 16 base62 characters."""
+    return new_code(16)
+
+
+def hash_token(token: str) -> str:
+    """SHA-256 hex of a whole secret token: what the server stores and looks tokens up by."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def new_session_id() -> str:
+    """A server-minted session id: lowercase hyphenated UUID v4."""
+    return str(uuid.uuid4())

@@ -1,0 +1,79 @@
+"""Prometheus metrics (spec http-api §11), one registry per application."""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+class Metrics:
+    """The series the spec names. Labels never hold ids, credentials or personal data."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "hellotext_http_requests",
+            "HTTP requests answered",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.duration = Histogram(
+            "hellotext_http_request_duration_seconds",
+            "Time to answer HTTP requests",
+            ["method", "route"],
+            registry=self.registry,
+        )
+        self.events_stored = Counter(
+            "hellotext_events_stored", "Events committed", ["via"], registry=self.registry
+        )
+        self.identifications = Counter(
+            "hellotext_identifications",
+            "Public identifications by outcome",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.sessions_attached = Counter(
+            "hellotext_sessions_attached", "Sessions attached to a profile", ["via"], registry=self.registry
+        )
+        self.link_clicks = Counter(
+            "hellotext_link_clicks", "Short-link requests", ["kind"], registry=self.registry
+        )
+
+    def render(self) -> bytes:
+        """The text exposition format."""
+        return generate_latest(self.registry)
+
+
+_KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+class MetricsMiddleware:
+    """Counts and times every HTTP request by method, route template and status."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            method = scope["method"] if scope["method"] in _KNOWN_METHODS else "OTHER"
+            self.metrics.requests.labels(method, template, str(status)).inc()
+            self.metrics.duration.labels(method, template).observe(time.perf_counter() - start)

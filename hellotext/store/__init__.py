@@ -1,0 +1,1 @@
+"""Storage: one schema, two engines (SQLite file in WAL mode, PostgreSQL through psycopg 3)."""
