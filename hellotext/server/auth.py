@@ -134,7 +134,12 @@ def domain_error_response(exc: ProblemError) -> Response:
     extra: dict[str, Any] | None = None
     if isinstance(exc, IdentityConflict) and exc.session is not None:
         extra = {"session": exc.session}
-    headers = {"www-authenticate": "Bearer"} if exc.status == 401 else None
+    headers: dict[str, str] = {}
+    if exc.status == 401:
+        headers["www-authenticate"] = "Bearer"
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is not None:
+        headers["retry-after"] = str(retry_after)
     return error_response(exc.problems, exc.status, extra=extra, headers=headers)
 
 

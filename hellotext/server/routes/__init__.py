@@ -7,9 +7,19 @@ from starlette.routing import BaseRoute
 
 def all_routes() -> list[BaseRoute]:
     """The routes of every area, in matching order."""
-    from hellotext.server.routes import health, public
+    from hellotext.server.routes import (
+        actions,
+        events,
+        health,
+        identifications,
+        links,
+        profiles,
+        public,
+        sessions,
+        static,
+    )
 
     routes: list[BaseRoute] = []
-    for module in (health, public):
+    for module in (health, public, events, identifications, actions, sessions, profiles, links, static):
         routes.extend(module.routes)
     return routes

@@ -1,0 +1,7 @@
+"""Routes: profiles (placeholder until its area lands)."""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute
+
+routes: list[BaseRoute] = []
