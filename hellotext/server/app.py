@@ -18,6 +18,7 @@ from hellotext.server.metrics import Metrics, MetricsMiddleware
 from hellotext.server.responses import problem
 from hellotext.server.routes import all_routes
 from hellotext.server.state import AppState
+from hellotext.server.timeouts import TimeoutMiddleware
 from hellotext.store.database import Database
 
 log = logging.getLogger("hellotext.server")
@@ -57,10 +58,12 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         owns = database is None
         db = database if database is not None else Database.open(settings)
-        app.state.hellotext = AppState(settings=settings, db=db, metrics=metrics)
+        state = AppState(settings=settings, db=db, metrics=metrics)
+        app.state.hellotext = state
         try:
             yield
         finally:
+            await state.limits.close()
             if owns:
                 db.close()
 
@@ -68,7 +71,10 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=[Middleware(MetricsMiddleware, metrics=metrics)],
+        middleware=[
+            Middleware(MetricsMiddleware, metrics=metrics),
+            Middleware(TimeoutMiddleware, seconds=settings.request_timeout),
+        ],
         exception_handlers={HTTPException: _http_exception, Exception: _server_error},
     )
     # Paths match exactly (spec §1.1): a trailing slash is another, unknown path.
