@@ -38,6 +38,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
         env["HELLOTEXT_RATE_LIMIT_PER_BUSINESS"] = str(settings.rate_limit_per_business)
     if settings.rate_limit_per_address:
         env["HELLOTEXT_RATE_LIMIT_PER_ADDRESS"] = str(settings.rate_limit_per_address)
+    env["HELLOTEXT_RATE_LIMIT_BURST_SECONDS"] = str(settings.rate_limit_burst_seconds)
+    env["HELLOTEXT_METRICS"] = "true" if settings.metrics_enabled else "false"
     return env
 
 

@@ -7,6 +7,7 @@ request is let through (and logged): a broken limiter must not take the API down
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import threading
@@ -124,7 +125,11 @@ class Limits:
             import redis.asyncio
 
             self._client = redis.asyncio.Redis.from_url(settings.redis_url)
-        return RedisBuckets(self._client, rate, burst, f"hellotext:rl:{kind}:")
+        # Keys name the database too: two deployments (or test runs) sharing one Redis never share budgets.
+        scope = hashlib.sha256(f"{settings.database_url}|{settings.database_schema}".encode()).hexdigest()[
+            :12
+        ]
+        return RedisBuckets(self._client, rate, burst, f"hellotext:rl:{scope}:{kind}:")
 
     async def check(self, request: Request, ctx: Ctx) -> None:
         """Raise `RateLimited` when a bucket of this request is empty."""
