@@ -56,7 +56,10 @@ def _make_sqlite(url: str, *, immediate: bool) -> Engine:
     path = _sqlite_path(url)
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, exist_ok=True)
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+    # hide_parameters: an error message must never carry personal data or a token hash into the logs.
+    engine = create_engine(
+        url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -90,6 +93,7 @@ def _make_postgres(url: str, schema: str | None, pool_size: int) -> Engine:
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
+        hide_parameters=True,
     )
 
 
