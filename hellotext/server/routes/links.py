@@ -1,7 +1,191 @@
-"""Routes: links (placeholder until its area lands)."""
+"""Routes: short links (spec http-api §9.5) and the public redirect ``GET /l/{code}`` (§10)."""
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
+import time
+from collections.abc import Callable
+from typing import TypeVar
 
-routes: list[BaseRoute] = []
+from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from hellotext.config import Settings
+from hellotext.core.ids import new_session_id
+from hellotext.core.links import (
+    LinkSpec,
+    ascii_url,
+    is_code,
+    is_preview_bot,
+    parse_batch,
+    parse_link,
+    redirect_location,
+)
+from hellotext.core.pages import parse_page
+from hellotext.errors import NotFound
+from hellotext.server.auth import Ctx, private_route
+from hellotext.server.bodies import BATCH_BODY_LIMIT, read_json
+from hellotext.server.responses import json_response
+from hellotext.server.state import AppState
+from hellotext.store.database import Database
+from hellotext.store.links import (
+    ClickOutcome,
+    Link,
+    create_links,
+    get_link,
+    link_by_code,
+    list_links,
+    record_click,
+)
+from hellotext.store.pages import list_body
+
+T = TypeVar("T")
+CREATE_ATTEMPTS = 3
+
+NOT_FOUND_PAGE = (
+    b"<!doctype html>\n"
+    b'<html lang="en"><head><meta charset="utf-8"><title>Link not found</title></head>\n'
+    b"<body><h1>Link not found</h1><p>This link does not exist.</p></body></html>\n"
+)
+NOT_FOUND_HEADERS = {
+    "content-type": "text/html; charset=utf-8",
+    "cache-control": "no-store",
+    # The page needs nothing but its own markup: no scripts, styles, frames or fetches.
+    "content-security-policy": (
+        "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    ),
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+}
+
+
+def request_origin(request: Request) -> str:
+    """The origin the request was addressed to (scheme and host as the client sent them)."""
+    return f"{request.url.scheme}://{request.url.netloc}"
+
+
+def link_base(settings: Settings, request: Request) -> str:
+    """Where links are served from: ``HELLOTEXT_LINK_BASE_URL``, else this request's origin."""
+    return settings.link_base_url or request_origin(request)
+
+
+def own_bases(settings: Settings, request: Request) -> list[str]:
+    """Every base under which a ``/l/`` URL would come back to this server."""
+    bases = [request_origin(request)]
+    if settings.link_base_url:
+        bases.append(settings.link_base_url)
+    return bases
+
+
+async def _create(db: Database, unit: Callable[[Connection], T]) -> T:
+    # A code can be taken by a concurrent creation between our check and our insert; the unit
+    # draws fresh codes each time it runs, so running it again is the retry.
+    for attempt in range(1, CREATE_ATTEMPTS + 1):
+        try:
+            return await db.write(unit)
+        except IntegrityError:
+            if attempt == CREATE_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def _create_specs(ctx: Ctx, specs: list[LinkSpec], *, batch: bool) -> list[Link]:
+    business_id = ctx.business.pk
+    now = time.time()
+
+    def unit(conn: Connection) -> list[Link]:
+        return create_links(conn, business_id, specs, now, batch=batch)
+
+    return await _create(ctx.state.db, unit)
+
+
+async def links_collection(request: Request, ctx: Ctx) -> Response:
+    """``POST /v1/links`` (create one) and ``GET /v1/links`` (list, filters ``campaign``, ``profile``)."""
+    settings = ctx.state.settings
+    if request.method == "POST":
+        body = await read_json(request)
+        spec = parse_link(body, own_bases(settings, request))
+        created = await _create_specs(ctx, [spec], batch=False)
+        return json_response(created[0].as_json(link_base(settings, request)), 201)
+    query = request.query_params
+    page = parse_page(query)
+    campaign = query.get("campaign")
+    profile = query.get("profile")
+    business_id = ctx.business.pk
+    result = await ctx.state.db.read(
+        lambda c: list_links(c, business_id, page, campaign=campaign, profile=profile)
+    )
+    base = link_base(settings, request)
+    return json_response(list_body([link.as_json(base) for link in result.items], result.has_more))
+
+
+async def links_batch(request: Request, ctx: Ctx) -> Response:
+    """``POST /v1/links/batch``: up to 10,000 links, all or nothing."""
+    settings = ctx.state.settings
+    body = await read_json(request, limit=BATCH_BODY_LIMIT)
+    specs = parse_batch(body, own_bases(settings, request))
+    created = await _create_specs(ctx, specs, batch=True)
+    base = link_base(settings, request)
+    return json_response({"links": [link.as_json(base) for link in created]}, 201)
+
+
+async def link_detail(request: Request, ctx: Ctx) -> Response:
+    """``GET /v1/links/{id}``: one link with its click count."""
+    link_id = request.path_params["id"]
+    business_id = ctx.business.pk
+    link = await ctx.state.db.read(lambda c: get_link(c, business_id, link_id))
+    if link is None:
+        raise NotFound.one("not_found", "id", "no link with this id")
+    return json_response(link.as_json(link_base(ctx.state.settings, request)))
+
+
+def not_found_page() -> Response:
+    """The small HTML page for unknown codes (§10)."""
+    return Response(NOT_FOUND_PAGE, status_code=404, media_type=None, headers=NOT_FOUND_HEADERS)
+
+
+def redirect(location: str) -> Response:
+    """A ``302`` that is never cached and sets no cookie."""
+    return Response(
+        status_code=302, media_type=None, headers={"location": location, "cache-control": "no-store"}
+    )
+
+
+async def follow(request: Request) -> Response:
+    """``GET``/``HEAD /l/{code}`` (no credential): count a human click and redirect (§10, S7).
+
+    Previews and ``HEAD`` get the destination as stored, with no session, click or event.
+    """
+    state: AppState = request.app.state.hellotext
+    code = request.path_params["code"]
+    if not is_code(code):
+        return not_found_page()
+    link = await state.db.read(lambda c: link_by_code(c, code))
+    if link is None:
+        return not_found_page()
+    if request.method == "HEAD" or is_preview_bot(request.headers.get("user-agent")):
+        state.metrics.link_clicks.labels("bot").inc()
+        return redirect(ascii_url(link.destination))
+    session = new_session_id()
+    now = time.time()
+    found: Link = link
+
+    def unit(conn: Connection) -> ClickOutcome:
+        return record_click(conn, found, session, now)
+
+    outcome = await state.db.write(unit)
+    state.metrics.link_clicks.labels("human").inc()
+    state.metrics.events_stored.labels("link").inc()
+    if outcome.profile is not None:
+        state.metrics.sessions_attached.labels("link").inc()
+    return redirect(redirect_location(link.destination, outcome.session, link.utm))
+
+
+routes: list[BaseRoute] = [
+    Route("/v1/links", private_route(links_collection), methods=["GET", "POST"]),
+    Route("/v1/links/batch", private_route(links_batch), methods=["POST"]),
+    Route("/v1/links/{id}", private_route(link_detail), methods=["GET"]),
+    Route("/l/{code}", follow, methods=["GET", "HEAD"]),
+]

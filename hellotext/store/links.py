@@ -1,0 +1,279 @@
+"""Short links in storage: creation (one or a batch), lookups, listing, and the click (spec §9.5, §10).
+
+A link keeps the profile id it was made for. When that profile is erased the id is left dangling on
+purpose (erasure need not know about links): every read checks that the profile still exists and shows
+``profile: null`` otherwise, and a click on such a link gives an anonymous session (§6.6).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from hellotext.core.ids import new_code, new_id
+from hellotext.core.links import CODE_LENGTH, LinkSpec, click_utm
+from hellotext.core.pages import Page, PageRequest
+from hellotext.errors import NotFound, Problem
+from hellotext.store import codec
+from hellotext.store.pages import page_by_seq
+from hellotext.store.schema import events, links, profiles
+from hellotext.store.sessions import attach_session, see_session
+
+CLICK_ACTION = "short_link.clicked"
+# Rows per IN (...) lookup: well under every engine's limit on bound parameters.
+_CHUNK = 500
+_NOT_FOUND_MAX = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """A stored link; `profile` is ``None`` when it has none or its profile was erased."""
+
+    business_id: int
+    id: str
+    code: str
+    destination: str
+    profile: str | None
+    campaign: str | None
+    utm: dict[str, Any] | None
+    clicks: int
+    created_at: float
+
+    def as_json(self, base_url: str) -> dict[str, Any]:
+        """The API's link object (§9.5); `base_url` is the public origin links are served from."""
+        return {
+            "id": self.id,
+            "type": "link",
+            "code": self.code,
+            "url": f"{base_url}/l/{self.code}",
+            "destination": self.destination,
+            "profile": self.profile,
+            "campaign": self.campaign,
+            "utm": self.utm,
+            "clicks": self.clicks,
+            "created_at": int(self.created_at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ClickOutcome:
+    """What a recorded click did: the session minted and the profile it was attached to, if any."""
+
+    session: str
+    profile: str | None
+
+
+def _chunks(values: Sequence[str]) -> Iterable[Sequence[str]]:
+    for start in range(0, len(values), _CHUNK):
+        yield values[start : start + _CHUNK]
+
+
+def existing_profiles(conn: Connection, business_id: int, profile_ids: Iterable[str]) -> set[str]:
+    """Which of `profile_ids` are profiles of the business (one query per 500 ids)."""
+    wanted = sorted(set(profile_ids))
+    found: set[str] = set()
+    for chunk in _chunks(wanted):
+        found.update(
+            conn.execute(
+                select(profiles.c.id).where(profiles.c.business_id == business_id, profiles.c.id.in_(chunk))
+            ).scalars()
+        )
+    return found
+
+
+def _row_to_link(row: Any, live_profiles: set[str] | None = None) -> Link:
+    profile = row.profile_id
+    if profile is not None and live_profiles is not None and profile not in live_profiles:
+        profile = None
+    return Link(
+        business_id=row.business_id,
+        id=row.id,
+        code=row.code,
+        destination=row.destination,
+        profile=profile,
+        campaign=row.campaign,
+        utm=codec.loads(row.utm),
+        clicks=int(row.clicks),
+        created_at=row.created_at,
+    )
+
+
+def _rows_to_links(conn: Connection, business_id: int, rows: Sequence[Any]) -> list[Link]:
+    live = existing_profiles(conn, business_id, (r.profile_id for r in rows if r.profile_id is not None))
+    return [_row_to_link(row, live) for row in rows]
+
+
+def unused_codes(conn: Connection, count: int) -> list[str]:
+    """`count` distinct fresh codes that no link of any business holds (codes are server-wide).
+
+    Collisions are astronomically rare (62**8 codes), but checked and redrawn all the same.
+    """
+    codes: set[str] = set()
+    while len(codes) < count:
+        drawn = {new_code(CODE_LENGTH) for _ in range(count - len(codes))} - codes
+        taken: set[str] = set()
+        for chunk in _chunks(sorted(drawn)):
+            taken.update(conn.execute(select(links.c.code).where(links.c.code.in_(chunk))).scalars())
+        codes |= drawn - taken
+    return list(codes)
+
+
+def create_links(
+    conn: Connection, business_id: int, specs: Sequence[LinkSpec], now: float, *, batch: bool = False
+) -> list[Link]:
+    """Create links, all or nothing (§9.5.1, §9.5.2), in request order.
+
+    Profiles are checked with one query for the whole batch; rows go in with one executemany.
+    A code taken concurrently between the check and the insert makes the insert fail with an
+    integrity error: the caller runs the unit again and fresh codes are drawn.
+
+    Args:
+        batch: report unknown profiles as ``links[i].profile`` instead of ``profile``.
+
+    Raises:
+        NotFound: a spec names a profile that is not in the business (up to 100 entries).
+    """
+    wanted = {s.profile for s in specs if s.profile is not None}
+    if wanted:
+        missing = wanted - existing_profiles(conn, business_id, wanted)
+        if missing:
+            problems = [
+                Problem(
+                    "not_found",
+                    f"links[{index}].profile" if batch else "profile",
+                    f"no profile with id {spec.profile}",
+                )
+                for index, spec in enumerate(specs)
+                if spec.profile in missing
+            ]
+            raise NotFound(problems[:_NOT_FOUND_MAX])
+    codes = unused_codes(conn, len(specs))
+    created = [
+        Link(
+            business_id=business_id,
+            id=new_id(),
+            code=code,
+            destination=spec.destination,
+            profile=spec.profile,
+            campaign=spec.campaign,
+            utm=spec.utm,
+            clicks=0,
+            created_at=now,
+        )
+        for spec, code in zip(specs, codes, strict=True)
+    ]
+    conn.execute(
+        insert(links),
+        [
+            {
+                "business_id": business_id,
+                "id": link.id,
+                "code": link.code,
+                "destination": link.destination,
+                "profile_id": link.profile,
+                "campaign": link.campaign,
+                "utm": codec.dumps_or_none(link.utm),
+                "clicks": 0,
+                "created_at": now,
+            }
+            for link in created
+        ],
+    )
+    return created
+
+
+def get_link(conn: Connection, business_id: int, link_id: str) -> Link | None:
+    """The link with this id in the business, or ``None``."""
+    row = conn.execute(select(links).where(links.c.business_id == business_id, links.c.id == link_id)).first()
+    return None if row is None else _rows_to_links(conn, business_id, [row])[0]
+
+
+def link_by_code(conn: Connection, code: str) -> Link | None:
+    """The link with this code, whatever its business (codes are unique server-wide), or ``None``.
+
+    `profile` here is the stored id, unchecked: the click checks it inside its own transaction.
+    """
+    row = conn.execute(select(links).where(links.c.code == code)).first()
+    return None if row is None else _row_to_link(row)
+
+
+def list_links(
+    conn: Connection,
+    business_id: int,
+    page: PageRequest,
+    *,
+    campaign: str | None = None,
+    profile: str | None = None,
+) -> Page[Link]:
+    """A page of the business's links, newest first, optionally filtered (§9.5.3).
+
+    Raises:
+        NotFound: the `profile` filter or the cursor is unknown in the business.
+    """
+    filters = []
+    if profile is not None:
+        if not existing_profiles(conn, business_id, [profile]):
+            raise NotFound(Problem("not_found", "profile", f"no profile with id {profile}"))
+        filters.append(links.c.profile_id == profile)
+    if campaign is not None:
+        filters.append(links.c.campaign == campaign)
+    rows = page_by_seq(conn, links, business_id, page, *filters)
+    return Page(items=_rows_to_links(conn, business_id, rows.items), has_more=rows.has_more)
+
+
+def insert_click_event(
+    conn: Connection, link: Link, session: str, profile: str | None, now: float, utm: dict[str, Any] | None
+) -> str:
+    """Store the ``short_link.clicked`` event of a click (§10 step 4); returns its id.
+
+    Attribution (§6.4): no explicit profile and no identity, so the event carries the profile its
+    session is attached to, or none.
+    """
+    event_id = new_id()
+    conn.execute(
+        insert(events).values(
+            business_id=link.business_id,
+            id=event_id,
+            action=CLICK_ACTION,
+            profile_id=profile,
+            session_id=session,
+            tracked_at=now,
+            received_at=now,
+            url=link.destination,
+            utm=codec.dumps_or_none(utm),
+            metadata=codec.dumps({"link": link.id, "campaign": link.campaign}),
+            via="link",
+            # A click has no request body; the raw payload says what the server recorded.
+            raw=codec.dumps({"action": CLICK_ACTION, "link": link.id}),
+        )
+    )
+    return event_id
+
+
+def record_click(conn: Connection, link: Link, session: str, now: float) -> ClickOutcome:
+    """A human click, as one unit of work (§10): new session, attach, count, event.
+
+    Args:
+        link: the clicked link (as found by `link_by_code`).
+        session: a freshly minted session id.
+        now: the click time.
+    """
+    business_id = link.business_id
+    profile = link.profile
+    if profile is not None and not existing_profiles(conn, business_id, [profile]):
+        profile = None  # erased since the link was made: the click stays anonymous
+    utm = click_utm(link.utm, now)
+    see_session(conn, business_id, session, now, utm)
+    owner = None
+    if profile is not None:
+        owner = attach_session(conn, business_id, session, profile, "link", now)
+    conn.execute(
+        update(links)
+        .where(links.c.business_id == business_id, links.c.id == link.id)
+        .values(clicks=links.c.clicks + 1)
+    )
+    insert_click_event(conn, link, session, owner, now, utm)
+    return ClickOutcome(session=session, profile=owner)
