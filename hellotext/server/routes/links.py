@@ -146,6 +146,11 @@ def not_found_page() -> Response:
     return Response(NOT_FOUND_PAGE, status_code=404, media_type=None, headers=NOT_FOUND_HEADERS)
 
 
+async def not_a_code(request: Request) -> Response:
+    """``/l/`` followed by something that cannot be a code."""
+    return not_found_page()
+
+
 def redirect(location: str) -> Response:
     """A ``302`` that is never cached and sets no cookie."""
     return Response(
@@ -188,4 +193,7 @@ routes: list[BaseRoute] = [
     Route("/v1/links/batch", private_route(links_batch), methods=["POST"]),
     Route("/v1/links/{id}", private_route(link_detail), methods=["GET"]),
     Route("/l/{code}", follow, methods=["GET", "HEAD"]),
+    # Any other path under /l/ (with a slash, e.g. a decoded %2F, or empty) is a would-be code too:
+    # it gets the HTML page, not the JSON 404 of unknown API paths.
+    Route("/l/{rest:path}", not_a_code, methods=["GET", "HEAD"]),
 ]
