@@ -30,14 +30,19 @@ _TYPES_BY_IDS = select(objects.c.id, objects.c.object_type).where(
     objects.c.business_id == bindparam("business_id"), objects.c.id.in_(bindparam("ids", expanding=True))
 )
 _NATURAL_WHERE = objects.c.source.isnot(None) & objects.c.reference.isnot(None)
-# INSERT ... ON CONFLICT DO NOTHING on the partial natural-key index, per dialect.
+# INSERT ... ON CONFLICT DO NOTHING on the partial natural-key index, per dialect. RETURNING tells whether
+# the row went in: SQLAlchemy does not keep an INSERT's rowcount on psycopg (it reads -1).
 _INSERT_SHARED = {
-    "sqlite": sqlite.insert(objects).on_conflict_do_nothing(
+    "sqlite": sqlite.insert(objects)
+    .on_conflict_do_nothing(
         index_elements=["business_id", "object_type", "source", "reference"], index_where=_NATURAL_WHERE
-    ),
-    "postgresql": postgresql.insert(objects).on_conflict_do_nothing(
+    )
+    .returning(objects.c.seq),
+    "postgresql": postgresql.insert(objects)
+    .on_conflict_do_nothing(
         index_elements=["business_id", "object_type", "source", "reference"], index_where=_NATURAL_WHERE
-    ),
+    )
+    .returning(objects.c.seq),
 }
 _INSERT_PLAIN = objects.insert()
 _IN_CHUNK = 500
@@ -127,8 +132,8 @@ def find_or_create_object(
     inserted = conn.execute(
         _INSERT_SHARED[conn.dialect.name],
         {**key, "id": object_id, "data": codec.dumps(data), "created_at": now},
-    )
-    if inserted.rowcount == 1:
+    ).first()
+    if inserted is not None:
         return object_id
     # Lost a race with a concurrent creator: its row is committed (or ours to see) by now.
     winner: str | None = conn.execute(_BY_NATURAL_KEY, key).scalar()
