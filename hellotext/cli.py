@@ -176,6 +176,55 @@ def tokens_revoke(token: str, as_json: bool) -> None:
     _emit(as_json, {"revoked": True}, "revoked")
 
 
+@cli.group("links")
+def links_group() -> None:
+    """Create short links."""
+
+
+@links_group.command("create")
+@click.argument("business_id")
+@click.argument("destination")
+@click.option("--profile", default=None, help="Profile id: each click attaches a fresh session to it.")
+@click.option("--campaign", default=None, help="Campaign name (recorded with every click).")
+@click.option(
+    "--base-url",
+    default=None,
+    help="Origin the link is served from; default HELLOTEXT_LINK_BASE_URL, else the url is /l/CODE.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (the link object).")
+def links_create(
+    business_id: str,
+    destination: str,
+    profile: str | None,
+    campaign: str | None,
+    base_url: str | None,
+    as_json: bool,
+) -> None:
+    """Create a short link to DESTINATION for BUSINESS_ID (its public id)."""
+    import time
+
+    from hellotext.core.links import parse_link
+    from hellotext.store import businesses
+    from hellotext.store.links import create_links
+
+    base = (base_url or _settings().link_base_url or "").rstrip("/")
+    if base and not base.startswith(("http://", "https://")):
+        raise click.BadParameter("must be an http(s) origin", param_hint="--base-url")
+    spec = parse_link(
+        {"destination": destination, "profile": profile, "campaign": campaign}, [base] if base else []
+    )
+    db = _open_db()
+    try:
+        business = db.read_sync(lambda c: businesses.business_by_public_id(c, business_id))
+        if business is None:
+            raise click.ClickException(f"no business with id {business_id}")
+        [link] = db.write_sync(lambda c: create_links(c, business.pk, [spec], time.time()))
+    finally:
+        db.close()
+    data = link.as_json(base)
+    _emit(as_json, data, f"{data['url']}\t{data['id']}")
+
+
 def main() -> None:
     """Entry point: run the CLI, turning our errors into a message and exit status 1."""
     try:
