@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import Connection, delete, select
 
-from hellotext.store.profiles import insert_profile
+from hellotext.core.identity import Unverified
+from hellotext.store.profiles import insert_profile, try_update_profile, unverified_of
 from hellotext.store.schema import identities, profiles
+from hellotext.store.sessions import attach_or_owner, see_session
 from hellotext.store.sql import insert_for
 
 
@@ -49,3 +53,33 @@ def resolve_identity(
     winner = identity_profile(conn, business_id, source, user_id)
     assert winner is not None  # the conflicting row is committed or ours to see
     return winner, False
+
+
+class IdentityStorage:
+    """`hellotext.core.identity.IdentityStore` over one connection (one transaction) and one business."""
+
+    def __init__(self, conn: Connection, business_id: int) -> None:
+        self.conn = conn
+        self.business_id = business_id
+
+    def resolve_identity(self, source: str, user_id: str, now: float) -> tuple[str, bool]:
+        """``(profile_id, created)``, creating the identity with an empty profile if unknown."""
+        return resolve_identity(self.conn, self.business_id, source, user_id, now)
+
+    def unverified(self, profile_id: str) -> Unverified:
+        """The profile's unverified data."""
+        return unverified_of(self.conn, self.business_id, profile_id)
+
+    def update_profile(self, profile_id: str, changes: dict[str, Any], now: float) -> None:
+        """Write unverified data (never unique, so this cannot conflict)."""
+        try_update_profile(self.conn, self.business_id, profile_id, changes, now)
+
+    def see_session(self, session_id: str, now: float) -> None:
+        """Create the session if new and bump ``last_seen_at``."""
+        see_session(self.conn, self.business_id, session_id, now)
+
+    def attach_session(
+        self, session_id: str, profile_id: str, via: str, now: float
+    ) -> tuple[str | None, bool]:
+        """Conditional attach; ``(owner after, won)``."""
+        return attach_or_owner(self.conn, self.business_id, session_id, profile_id, via, now)

@@ -6,8 +6,10 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, func, select, update
 
+from hellotext.core.pages import Page, PageRequest
 from hellotext.core.sessions import Session
 from hellotext.store import codec
+from hellotext.store.pages import page_by_seq
 from hellotext.store.schema import sessions
 from hellotext.store.sql import insert_for
 
@@ -101,3 +103,37 @@ def attach_session(
     if result.rowcount == 1:
         return profile_id
     return session_owner(conn, business_id, session_id)
+
+
+def attach_or_owner(
+    conn: Connection, business_id: int, session_id: str, profile_id: str, via: str, now: float
+) -> tuple[str | None, bool]:
+    """Like `attach_session`, also saying whether this call is the one that attached the session.
+
+    Returns:
+        ``(owner, won)``: the owner after the update, and whether this update set it (false when it was
+        already attached, to this profile or another, or does not exist).
+    """
+    result = conn.execute(
+        update(sessions)
+        .where(
+            and_(
+                sessions.c.business_id == business_id,
+                sessions.c.id == session_id,
+                sessions.c.profile_id.is_(None),
+            )
+        )
+        .values(profile_id=profile_id, attached_at=now, attached_via=via)
+    )
+    if result.rowcount == 1:
+        return profile_id, True
+    return session_owner(conn, business_id, session_id), False
+
+
+def page_sessions(
+    conn: Connection, business_id: int, page: PageRequest, *, profile_id: str | None = None
+) -> Page[Session]:
+    """One page of the business's sessions, newest first; only those attached to `profile_id` if given."""
+    filters = [] if profile_id is None else [sessions.c.profile_id == profile_id]
+    rows = page_by_seq(conn, sessions, business_id, page, *filters)
+    return Page(items=[_row_to_session(row) for row in rows.items], has_more=rows.has_more)
