@@ -225,12 +225,13 @@ def list_links(
 
 
 def insert_click_event(
-    conn: Connection, link: Link, session: str, profile: str | None, now: float, utm: dict[str, Any] | None
+    conn: Connection, link: Link, session: str, now: float, utm: dict[str, Any] | None
 ) -> str:
     """Store the ``short_link.clicked`` event of a click (§10 step 4); returns its id.
 
-    Attribution (§6.4): no explicit profile and no identity, so the event carries the profile its
-    session is attached to, or none.
+    Attribution (§6.4): no explicit profile and no identity, so the event goes by its session. As for
+    every event attributed that way (see `hellotext.store.events`), the stored `profile_id` stays NULL
+    and the effective profile is the session's owner, the link's profile when it has one.
     """
     event_id = new_id()
     conn.execute(
@@ -238,7 +239,7 @@ def insert_click_event(
             business_id=link.business_id,
             id=event_id,
             action=CLICK_ACTION,
-            profile_id=profile,
+            profile_id=None,
             session_id=session,
             tracked_at=now,
             received_at=now,
@@ -275,5 +276,5 @@ def record_click(conn: Connection, link: Link, session: str, now: float) -> Clic
         .where(links.c.business_id == business_id, links.c.id == link.id)
         .values(clicks=links.c.clicks + 1)
     )
-    insert_click_event(conn, link, session, owner, now, utm)
+    insert_click_event(conn, link, session, now, utm)
     return ClickOutcome(session=session, profile=owner)

@@ -14,6 +14,7 @@ from sqlalchemy import delete, func, select
 
 from hellotext.store import codec
 from hellotext.store.database import Database
+from hellotext.store.events import event_objects
 from hellotext.store.profiles import insert_profile
 from hellotext.store.schema import events, links, profiles, sessions
 from tests.conftest import Tenant, assert_error, make_settings
@@ -55,12 +56,18 @@ def session_row(db: Database, tenant: Tenant, session: str) -> Any:
     )
 
 
-def session_events(db: Database, tenant: Tenant, session: str) -> list[Any]:
-    return db.read_sync(
-        lambda c: list(
-            c.execute(select(events).where(events.c.business_id == tenant.pk, events.c.session_id == session))
+def session_events(db: Database, tenant: Tenant, session: str) -> list[dict[str, Any]]:
+    """The session's stored events, rendered as the API's event object (effective profile, §6.5)."""
+
+    def read(conn: Any) -> list[dict[str, Any]]:
+        rows = list(
+            conn.execute(
+                select(events).where(events.c.business_id == tenant.pk, events.c.session_id == session)
+            )
         )
-    )
+        return event_objects(conn, tenant.pk, rows)
+
+    return db.read_sync(read)
 
 
 def create(private: httpx.Client, **body: Any) -> dict[str, Any]:
@@ -446,11 +453,12 @@ def test_click_attaches_fresh_sessions_to_profile_S7(
         }
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", utm["observed_at"])
         [event] = session_events(database, tenant, session)
-        assert event.action == "short_link.clicked"
-        assert event.via == "link"
-        assert event.url == "https://shop.example.com/sale?ref=sms#top"
-        assert event.profile_id == profile
-        assert codec.loads(event.metadata) == {"link": link["id"], "campaign": "spring"}
+        assert event["action"] == "short_link.clicked"
+        assert event["via"] == "link"
+        assert event["url"] == "https://shop.example.com/sale?ref=sms#top"
+        assert event["profile"] == profile
+        assert event["session"] == session
+        assert event["metadata"] == {"link": link["id"], "campaign": "spring"}
     assert private.get(f"/v1/links/{link['id']}").json()["clicks"] == 2
 
 
@@ -467,8 +475,8 @@ def test_click_without_profile_is_anonymous_I1(
     row = session_row(database, tenant, session)
     assert row.profile_id is None and row.attached_via is None and row.utm is None
     [event] = session_events(database, tenant, session)
-    assert event.profile_id is None
-    assert codec.loads(event.metadata) == {"link": link["id"], "campaign": None}
+    assert (event["action"], event["via"], event["profile"]) == ("short_link.clicked", "link", None)
+    assert event["metadata"] == {"link": link["id"], "campaign": None}
     assert private.get(f"/v1/links/{link['id']}").json()["clicks"] == 1
 
 
@@ -593,7 +601,7 @@ def test_erased_profile_leaves_link_working_section6_6(
     session = hello_session(response.headers["location"])
     assert session_row(database, tenant, session).profile_id is None
     [event] = session_events(database, tenant, session)
-    assert event.profile_id is None
+    assert event["profile"] is None
 
 
 def test_click_metrics_section11(
