@@ -40,14 +40,16 @@ def resolve_identity(
     if existing is not None:
         return existing, False
     profile_id = insert_profile(conn, business_id, now)
+    # RETURNING tells whether the row went in: SQLAlchemy reads an INSERT's rowcount as -1 on psycopg.
     inserted = conn.execute(
         insert_for(conn, identities)
         .values(
             business_id=business_id, source=source, user_id=user_id, profile_id=profile_id, created_at=now
         )
         .on_conflict_do_nothing(index_elements=["business_id", "source", "user_id"])
-    )
-    if inserted.rowcount == 1:
+        .returning(identities.c.profile_id)
+    ).first()
+    if inserted is not None:
         return profile_id, True
     conn.execute(delete(profiles).where(profiles.c.business_id == business_id, profiles.c.id == profile_id))
     winner = identity_profile(conn, business_id, source, user_id)

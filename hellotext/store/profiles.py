@@ -60,7 +60,7 @@ def try_insert_profile(conn: Connection, business_id: int, now: float, fields: d
         "traits": "{}",
         **_encode(fields),
     }
-    # RETURNING rather than rowcount: with an implicit RETURNING of `seq`, drivers disagree on rowcount.
+    # RETURNING tells whether the row went in: SQLAlchemy reads an INSERT's rowcount as -1 on psycopg.
     inserted = conn.execute(
         insert_for(conn, profiles).values(**values).on_conflict_do_nothing().returning(profiles.c.id)
     ).first()
