@@ -25,7 +25,12 @@ from hellotext.store.schema import events, sessions
 
 @dataclass(frozen=True, slots=True)
 class TimelineRow:
-    """One timeline event row, and whether it was anonymous when it happened (stored profile NULL)."""
+    """One timeline event row, and whether it was anonymous when it happened.
+
+    An event is stored with a NULL profile both when it was anonymous and when it was attributed by its
+    session's owner at write time (`hellotext.store.events`). Since a session never moves (I3), the two
+    are told apart by time: it was anonymous iff it was received before its session was attached.
+    """
 
     row: Any
     anonymous: bool
@@ -71,7 +76,11 @@ def own_events_query(business_id: int, profile_id: str, action: str | None) -> S
 def session_events_query(business_id: int, profile_id: str, action: str | None) -> Select[Any]:
     """Anonymous events of the sessions attached to the profile (their effective profile is it)."""
     query = (
-        select(events, literal(profile_id).label("session_owner"))
+        select(
+            events,
+            literal(profile_id).label("session_owner"),
+            sessions.c.attached_at.label("session_attached_at"),
+        )
         .select_from(
             sessions.join(
                 events,
@@ -103,7 +112,7 @@ def timeline_page(
         for row in conn.execute(_window(own_events_query(business_id, profile_id, action), key, newer, want))
     ]
     anon = [
-        TimelineRow(row, True)
+        TimelineRow(row, row.session_attached_at is None or row.received_at < row.session_attached_at)
         for row in conn.execute(
             _window(session_events_query(business_id, profile_id, action), key, newer, want)
         )
@@ -117,7 +126,7 @@ def timeline_page(
 
 
 def timeline_json(conn: Connection, business_id: int, rows: list[TimelineRow]) -> list[dict[str, Any]]:
-    """Event objects (§8.3) for timeline rows, each with ``anonymous``: its stored profile was NULL."""
+    """Event objects (§8.3) for timeline rows, each with ``anonymous``: no profile when it happened."""
     rendered = event_objects(conn, business_id, [r.row for r in rows])
     for item, row in zip(rendered, rows, strict=True):
         item["anonymous"] = row.anonymous
