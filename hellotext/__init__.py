@@ -1,4 +1,17 @@
-"""hellotext: session and identity tracking. The Python SDK's public names live here."""
+"""hellotext: session and identity tracking. The Python SDK's public names live here.
+
+::
+
+    from hellotext import Client, Hellotext
+
+    tracker = Hellotext("D5GAnwf4", api_root="https://track.example.com/v1")
+    tracker.track("page.viewed", url="https://shop.example.com/")
+
+    client = Client("htsk_...", api_root="https://track.example.com/v1")
+    client.sessions.attach(tracker.session, profile=client.profiles.create(email="john@example.com")["id"])
+
+The base install needs only httpx; the server lives in `hellotext.server` (the ``server`` extra).
+"""
 
 from __future__ import annotations
 
@@ -6,21 +19,50 @@ from hellotext.errors import (
     APIError,
     HellotextError,
     IdentityConflict,
+    InvalidEvent,
     NotFound,
+    QueueFull,
     RateLimited,
     ServerUnavailable,
     Unauthorized,
     ValidationFailed,
 )
+from hellotext.sdk import (
+    AsyncClient,
+    AsyncHellotext,
+    Client,
+    CookieJar,
+    DeliveryOptions,
+    FileCookieJar,
+    Hellotext,
+    HellotextMiddleware,
+    HellotextWSGIMiddleware,
+    MemoryCookieJar,
+    Result,
+)
+from hellotext.sdk.wire import SDK_VERSION
 
-__version__ = "0.1.0"
+__version__ = SDK_VERSION
 
 __all__ = [
     "APIError",
+    "AsyncClient",
+    "AsyncHellotext",
+    "Client",
+    "CookieJar",
+    "DeliveryOptions",
+    "FileCookieJar",
+    "Hellotext",
     "HellotextError",
+    "HellotextMiddleware",
+    "HellotextWSGIMiddleware",
     "IdentityConflict",
+    "InvalidEvent",
+    "MemoryCookieJar",
     "NotFound",
+    "QueueFull",
     "RateLimited",
+    "Result",
     "ServerUnavailable",
     "Unauthorized",
     "ValidationFailed",

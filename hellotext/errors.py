@@ -7,14 +7,19 @@ The tree::
     ├── ProblemError                a request the domain refuses; carries `problems`
     │   ├── ValidationFailed        422: one or more invalid values
     │   ├── NotFound                404: an id unknown in the business
-    │   ├── IdentityConflict        409 (or 422): session owned by another profile
+    │   ├── IdentityConflict        409 (or 422): session owned by another profile; `.owner`
     │   └── Unauthorized            401: bad credential or origin
-    └── APIError                    SDK: the server answered an error (status, errors, retry_after)
-        ├── RateLimited             429, with `retry_after`
-        └── ServerUnavailable       5xx or no answer
+    ├── APIError                    SDK: the server answered an error (status, errors, retry_after)
+    │   ├── RateLimited             429, with `retry_after`
+    │   └── ServerUnavailable       5xx or no answer
+    ├── InvalidEvent                SDK: unknown listener name (also a ValueError)
+    └── QueueFull                   SDK: an event was dropped by a full delivery queue (debug only)
 
 Domain code raises `ProblemError` subclasses with `Problem` entries; the server turns them into the
-spec's error envelope in one place (`hellotext.server.errors`), the SDK raises the `APIError` side.
+spec's error envelope in one place (`hellotext.server.errors`). The SDK's private-API client raises the
+same `ProblemError` classes for the answers a caller acts on (401, 404, 409, 422), built from the
+server's envelope, so ``exc.status``, ``exc.problems`` and ``exc.errors`` (the envelope entries) are there
+on both sides; every other failed answer is an `APIError`.
 """
 
 from __future__ import annotations
@@ -59,12 +64,19 @@ class ProblemError(HellotextError):
     """The domain refuses a request; `problems` lists why and `status` is the HTTP status to answer."""
 
     status: int = 422
+    #: The whole decoded answer when the error was built by the SDK from a server's reply.
+    body: Any = None
 
     def __init__(self, problems: list[Problem] | Problem, *, status: int | None = None) -> None:
         self.problems: list[Problem] = problems if isinstance(problems, list) else [problems]
         if status is not None:
             self.status = status
         super().__init__("; ".join(p.description for p in self.problems))
+
+    @property
+    def errors(self) -> list[dict[str, Any]]:
+        """The error envelope's entries (``type``, ``parameter``, ``description``, ``message``)."""
+        return [p.as_dict() for p in self.problems]
 
     @classmethod
     def one(cls, type_: str, parameter: str | None, description: str) -> ProblemError:
@@ -102,6 +114,14 @@ class IdentityConflict(ProblemError):
     ) -> None:
         super().__init__(problems, status=status)
         self.session = session
+
+    @property
+    def owner(self) -> str | None:
+        """Id of the profile the session is attached to, when the answer named it."""
+        if isinstance(self.session, dict):
+            profile = self.session.get("profile")
+            return profile if isinstance(profile, str) else None
+        return None
 
 
 class Unauthorized(ProblemError):
@@ -142,3 +162,11 @@ class RateLimited(APIError):
 
 class ServerUnavailable(APIError):
     """5xx, or the server could not be reached."""
+
+
+class InvalidEvent(HellotextError, ValueError):
+    """An unknown listener name was given to ``on`` or ``remove_listener`` (SDK)."""
+
+
+class QueueFull(HellotextError):
+    """The delivery queue was full and an event was dropped (raised only with ``debug=True``)."""
