@@ -225,6 +225,37 @@ def links_create(
     _emit(as_json, data, f"{data['url']}\t{data['id']}")
 
 
+@cli.group("profiles")
+def profiles_group() -> None:
+    """Manage profiles."""
+
+
+@profiles_group.command("erase")
+@click.argument("business_id")
+@click.argument("profile_id")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (what was removed).")
+def profiles_erase(business_id: str, profile_id: str, as_json: bool) -> None:
+    """Erase PROFILE_ID of BUSINESS_ID (its public id): the profile, its identities, sessions and events."""
+    from hellotext.store import businesses
+    from hellotext.store.erasure import erase_profile
+
+    db = _open_db()
+    try:
+        business = db.read_sync(lambda c: businesses.business_by_public_id(c, business_id))
+        if business is None:
+            raise click.ClickException(f"no business with id {business_id}")
+        erased = db.write_sync(lambda c: erase_profile(c, business.pk, profile_id))
+    finally:
+        db.close()
+    if erased is None:
+        raise click.ClickException(f"no profile with id {profile_id}")
+    text = (
+        f"erased {profile_id}: {erased.events} events, {erased.sessions} sessions, "
+        f"{erased.identities} identities"
+    )
+    _emit(as_json, erased.as_json(), text)
+
+
 def main() -> None:
     """Entry point: run the CLI, turning our errors into a message and exit status 1."""
     try:

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
 import httpx
+from click.testing import CliRunner
 from sqlalchemy import or_, select
 
+from hellotext.cli import cli
+from hellotext.config import Settings
 from hellotext.store.database import Database
 from hellotext.store.schema import events, identities, links, profiles, sessions
 from tests.conftest import Tenant, assert_error
+from tests.servers import settings_env
 
 
 def track(client: httpx.Client, path: str = "/v1/track/events", **body: Any) -> None:
@@ -179,3 +184,38 @@ def test_erase_is_one_transaction_6_6(
     assert len(rows(database, select(events.c.id).where(events.c.business_id == tenant.pk))) == count
     assert private.get(f"/v1/profiles/{profile}").status_code == 200
     assert private.get(f"/v1/sessions/{c['sessions'][0]}").json()["profile"] == profile
+
+
+def test_cli_erase_i11(
+    public: httpx.Client, private: httpx.Client, database: Database, tenant: Tenant, settings: Settings
+) -> None:
+    c = build_customer(public, private)
+    runner = CliRunner()
+    args = ["profiles", "erase", tenant.public_id, c["profile"], "--json"]
+    result = runner.invoke(cli, args, env=settings_env(settings), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary == {
+        "erased": True,
+        "profile": c["profile"],
+        "events": 5,
+        "sessions": 2,
+        "identities": 1,
+        "links_unlinked": 1,
+    }
+    assert_error(private.get(f"/v1/profiles/{c['profile']}"), 404, "not_found", "id")
+    b = tenant.pk
+    assert (
+        rows(database, select(events).where(events.c.business_id == b, events.c.profile_id == c["profile"]))
+        == []
+    )
+    assert (
+        rows(database, select(sessions).where(sessions.c.business_id == b, sessions.c.id.in_(c["sessions"])))
+        == []
+    )
+    again = runner.invoke(cli, args, env=settings_env(settings))
+    assert again.exit_code == 1 and "no profile" in again.output
+    unknown = runner.invoke(
+        cli, ["profiles", "erase", "no-such-business", c["profile"]], env=settings_env(settings)
+    )
+    assert unknown.exit_code == 1 and "no business" in unknown.output
