@@ -61,6 +61,7 @@ class ServerProcess:
         extra_env: Mapping[str, str] | None = None,
         log_path: Path | None = None,
         port: int | None = None,
+        log_level: str = "warning",
     ) -> None:
         self.settings = settings
         self.workers = workers
@@ -68,6 +69,7 @@ class ServerProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.extra_env = dict(extra_env or {})
         self.log_path = log_path
+        self.log_level = log_level
         self.proc: subprocess.Popen[bytes] | None = None
         self._log: Any = None
 
@@ -94,7 +96,7 @@ class ServerProcess:
                 "--workers",
                 str(self.workers),
                 "--log-level",
-                "warning",
+                self.log_level,
             ],
             env=env,
             stdout=out,
