@@ -9,21 +9,22 @@ rewriting them (I4).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import psycopg as pg_psycopg
 
-from hellotext.core.events import EventInput, check_declared, check_object_type
+from hellotext.core.events import EventInput, ObjectRef, check_declared, check_object_type
 from hellotext.core.ids import new_id
 from hellotext.errors import HellotextError, IdentityConflict, NotFound, Problem, ProblemError
 from hellotext.store import codec
 from hellotext.store.actions import DeclaredActions
 from hellotext.store.identities import resolve_identity
-from hellotext.store.objects import find_or_create_object, object_json, object_types, objects_by_id
-from hellotext.store.schema import events, profiles, sessions
+from hellotext.store.objects import object_json, object_types, objects_by_id
+from hellotext.store.schema import events, identities, objects, profiles, sessions
 from hellotext.store.sessions import attach_session
 
 _UNSET: Any = object()
@@ -114,6 +115,135 @@ def event_objects(conn: Connection, business_id: int, rows: Sequence[Any]) -> li
 # --- Ingest -------------------------------------------------------------------------------------------
 
 
+class DriverStatement:
+    """A Core statement compiled once per dialect to the driver's SQL, run on the DBAPI cursor.
+
+    The ingest path runs a handful of statements per event; SQLAlchemy's per-execution work (context,
+    parameter processing, result setup) costs several times what SQLite spends inserting the row. The
+    statements stay defined in Core (one schema, both dialects); only their execution skips the layer.
+    Parameters must be plain values (str, int, float, None). The cursor's `rowcount` is the driver's own,
+    which is reliable for INSERT on both drivers (SQLAlchemy reads it as -1 on psycopg).
+
+    Args:
+        build: makes the statement from a dialect module (`sqlalchemy.dialects.sqlite` or `.postgresql`),
+            for constructs such as ``insert(...).on_conflict_do_nothing`` that differ per dialect.
+        keys: the columns an INSERT's parameters provide (``column_keys`` of the compilation).
+    """
+
+    def __init__(self, build: Callable[[Any], Any], keys: Sequence[str] | None = None) -> None:
+        self._sql: dict[str, tuple[str, tuple[str, ...] | None]] = {}
+        pg_dialect = pg_psycopg.dialect()  # type: ignore[no-untyped-call]
+        targets = (("sqlite", sqlite, sqlite.dialect()), ("postgresql", postgresql, pg_dialect))
+        for name, module, dialect in targets:
+            compiled = build(module).compile(dialect=dialect, column_keys=list(keys) if keys else None)
+            order = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else None
+            self._sql[name] = (str(compiled), order)
+
+    def execute(self, cursor: Any, dialect: str, values: dict[str, Any]) -> Any:
+        """Execute once; returns the cursor (fetch from it, or read its `rowcount`)."""
+        sql, order = self._sql[dialect]
+        cursor.execute(sql, values if order is None else [values[key] for key in order])
+        return cursor
+
+    def executemany(self, cursor: Any, dialect: str, rows: Sequence[dict[str, Any]]) -> int:
+        """Execute for every row (one driver call); returns the number of rows changed."""
+        sql, order = self._sql[dialect]
+        cursor.executemany(sql, rows if order is None else [[row[key] for key in order] for row in rows])
+        count: int = cursor.rowcount
+        return count
+
+
+_EVENT_KEYS = (
+    "business_id",
+    "id",
+    "action",
+    "profile_id",
+    "session_id",
+    "tracked_at",
+    "received_at",
+    "amount",
+    "currency",
+    "url",
+    "page",
+    "utm",
+    "metadata",
+    "object_id",
+    "client_id",
+    "via",
+    "raw",
+)
+_OBJECT_KEYS = ("business_id", "id", "object_type", "source", "reference", "data", "created_at")
+_NATURAL_WHERE = objects.c.source.isnot(None) & objects.c.reference.isnot(None)
+
+
+def _see_sessions(dialect: Any) -> Any:
+    stmt = dialect.insert(sessions).inline()
+    # First sighting creates; later ones bump last_seen_at; UTM is first touch (coalesce keeps it).
+    return stmt.on_conflict_do_update(
+        index_elements=["business_id", "id"],
+        set_={
+            "last_seen_at": stmt.excluded.last_seen_at,
+            "utm": func.coalesce(sessions.c.utm, stmt.excluded.utm),
+        },
+    )
+
+
+_SEE_SESSIONS = DriverStatement(_see_sessions, ("business_id", "id", "created_at", "last_seen_at", "utm"))
+# Conflict-safe on the idempotency key: a concurrent repeat that committed first makes rowcount fall short.
+_INSERT_EVENTS = DriverStatement(
+    lambda d: (
+        d.insert(events)
+        .inline()
+        .on_conflict_do_nothing(
+            index_elements=["business_id", "client_id"], index_where=events.c.client_id.isnot(None)
+        )
+    ),
+    _EVENT_KEYS,
+)
+_KEY_EXISTS = DriverStatement(
+    lambda d: select(events.c.seq).where(
+        events.c.business_id == bindparam("business_id"),
+        events.c.client_id.isnot(None),
+        events.c.client_id == bindparam("client_id"),
+    )
+)
+_IDENTITY = DriverStatement(
+    lambda d: select(identities.c.profile_id).where(
+        identities.c.business_id == bindparam("business_id"),
+        identities.c.source == bindparam("source"),
+        identities.c.user_id == bindparam("user_id"),
+    )
+)
+_OBJECT_BY_KEY = DriverStatement(
+    lambda d: select(objects.c.id).where(
+        objects.c.business_id == bindparam("business_id"),
+        objects.c.object_type == bindparam("object_type"),
+        objects.c.source == bindparam("source"),
+        objects.c.reference == bindparam("reference"),
+    )
+)
+_INSERT_OBJECT = DriverStatement(lambda d: d.insert(objects).inline(), _OBJECT_KEYS)
+_INSERT_SHARED_OBJECT = DriverStatement(
+    lambda d: (
+        d.insert(objects)
+        .inline()
+        .on_conflict_do_nothing(
+            index_elements=["business_id", "object_type", "source", "reference"], index_where=_NATURAL_WHERE
+        )
+    ),
+    _OBJECT_KEYS,
+)
+_EXISTING_KEYS = select(events.c.client_id).where(
+    events.c.business_id == bindparam("business_id"),
+    events.c.client_id.isnot(None),
+    events.c.client_id.in_(bindparam("keys", expanding=True)),
+)
+_EXISTING_PROFILES = select(profiles.c.id).where(
+    profiles.c.business_id == bindparam("business_id"),
+    profiles.c.id.in_(bindparam("ids", expanding=True)),
+)
+
+
 class DuplicateKeyRace(HellotextError):
     """An event's idempotency key was committed by a concurrent request after this unit checked it.
 
@@ -136,40 +266,6 @@ class IngestResult:
     outcomes: list[ProblemError | None]
     stored: int = 0
     attached: int = 0
-
-
-def _dialect_statements(dialect: Any) -> dict[str, Any]:
-    session_insert = dialect.insert(sessions)
-    excluded = session_insert.excluded
-    return {
-        # First sighting creates; later ones bump last_seen_at; UTM is first touch (coalesce keeps it).
-        "see_sessions": session_insert.on_conflict_do_update(
-            index_elements=["business_id", "id"],
-            set_={
-                "last_seen_at": excluded.last_seen_at,
-                "utm": func.coalesce(sessions.c.utm, excluded.utm),
-            },
-        ),
-        # Conflict-safe on the idempotency key; RETURNING counts the rows that went in (an INSERT's
-        # rowcount reads -1 through SQLAlchemy on psycopg).
-        "insert_events": dialect.insert(events)
-        .on_conflict_do_nothing(
-            index_elements=["business_id", "client_id"], index_where=events.c.client_id.isnot(None)
-        )
-        .returning(events.c.seq),
-    }
-
-
-_STATEMENTS = {"sqlite": _dialect_statements(sqlite), "postgresql": _dialect_statements(postgresql)}
-_EXISTING_KEYS = select(events.c.client_id).where(
-    events.c.business_id == bindparam("business_id"),
-    events.c.client_id.isnot(None),
-    events.c.client_id.in_(bindparam("keys", expanding=True)),
-)
-_EXISTING_PROFILES = select(profiles.c.id).where(
-    profiles.c.business_id == bindparam("business_id"),
-    profiles.c.id.in_(bindparam("ids", expanding=True)),
-)
 
 
 def _existing(conn: Connection, statement: Any, business_id: int, name: str, values: set[str]) -> set[str]:
@@ -211,6 +307,14 @@ def _conflict() -> IdentityConflict:
         Problem("identity_assigned", "session", "the session is already attached to another profile"),
         status=422,
     )
+
+
+def _stored_keys(conn: Connection, cursor: Any, business_id: int, keys: set[str]) -> set[str]:
+    if len(keys) == 1:
+        (key,) = keys
+        row = _KEY_EXISTS.execute(cursor, conn.dialect.name, {"business_id": business_id, "client_id": key})
+        return keys if row.fetchone() is not None else set()
+    return _existing(conn, _EXISTING_KEYS, business_id, "keys", keys)
 
 
 def ingest(
@@ -255,13 +359,30 @@ def ingest(
         IdentityConflict: a concurrent attach won the session after the check (422); the unit must be
             rolled back.
     """
+    cursor = conn.connection.cursor()
+    try:
+        return _ingest(conn, cursor, business_id, items, via, received_at, actions)
+    finally:
+        cursor.close()
+
+
+def _ingest(
+    conn: Connection,
+    cursor: Any,
+    business_id: int,
+    items: Sequence[EventInput],
+    via: str,
+    received_at: float,
+    actions: DeclaredActions,
+) -> IngestResult:
+    dialect = conn.dialect.name
     outcomes = _lookups(conn, business_id, items, actions)
     keys = {
         item.client_id
         for item, outcome in zip(items, outcomes, strict=True)
         if outcome is None and item.client_id
     }
-    seen_keys = _existing(conn, _EXISTING_KEYS, business_id, "keys", keys) if keys else set()
+    seen_keys = _stored_keys(conn, cursor, business_id, keys) if keys else set()
     to_attach = {
         item.session
         for item, outcome in zip(items, outcomes, strict=True)
@@ -287,25 +408,25 @@ def ingest(
     if not accepted:
         return result
 
-    statements = _STATEMENTS[conn.dialect.name]
     sightings: dict[str, dict[str, Any] | None] = {}
     for item in accepted:
         if item.session is not None and sightings.get(item.session) is None:
             sightings[item.session] = item.utm  # the first event that carries UTM values sets them
     if sightings:
-        conn.execute(
-            statements["see_sessions"],
-            [
-                {
-                    "business_id": business_id,
-                    "id": session_id,
-                    "created_at": received_at,
-                    "last_seen_at": received_at,
-                    "utm": codec.dumps_or_none(utm),
-                }
-                for session_id, utm in sightings.items()
-            ],
-        )
+        session_rows = [
+            {
+                "business_id": business_id,
+                "id": session_id,
+                "created_at": received_at,
+                "last_seen_at": received_at,
+                "utm": codec.dumps_or_none(utm),
+            }
+            for session_id, utm in sightings.items()
+        ]
+        if len(session_rows) == 1:
+            _SEE_SESSIONS.execute(cursor, dialect, session_rows[0])
+        else:
+            _SEE_SESSIONS.executemany(cursor, dialect, session_rows)
 
     for item in accepted:
         if item.profile is not None and item.session is not None:
@@ -316,70 +437,99 @@ def ingest(
                 owners[item.session] = item.profile
                 result.attached += 1
 
-    identities: dict[tuple[str, str], str] = {}
-    shared_objects: dict[tuple[str, str, str], str] = {}
-    rows: list[dict[str, Any]] = []
-    for item in accepted:
-        profile_id = item.profile
-        if profile_id is None and item.identity is not None:
-            profile_id = identities.get(item.identity)
-            if profile_id is None:
-                source, user_id = item.identity
-                profile_id, _ = resolve_identity(conn, business_id, source, user_id, received_at)
-                identities[item.identity] = profile_id
-        rows.append(_event_row(conn, business_id, item, profile_id, via, received_at, shared_objects))
-
-    inserted = conn.execute(statements["insert_events"], rows).all()
-    if len(inserted) != len(rows):
+    writer = _Rows(conn, cursor, business_id, received_at)
+    rows = [writer.event_row(item, via) for item in accepted]
+    if len(rows) == 1:
+        stored = _INSERT_EVENTS.execute(cursor, dialect, rows[0]).rowcount
+    else:
+        stored = _INSERT_EVENTS.executemany(cursor, dialect, rows)
+    if stored != len(rows):
         raise DuplicateKeyRace("an idempotency key was stored concurrently")
     result.stored = len(rows)
     return result
 
 
-def _event_row(
-    conn: Connection,
-    business_id: int,
-    item: EventInput,
-    profile_id: str | None,
-    via: str,
-    received_at: float,
-    shared_objects: dict[tuple[str, str, str], str],
-) -> dict[str, Any]:
-    obj = item.obj
-    object_id: str | None = None
-    if obj is not None:
+class _Rows:
+    """Builds event rows, resolving identities and objects once per distinct value within a unit."""
+
+    def __init__(self, conn: Connection, cursor: Any, business_id: int, now: float) -> None:
+        self.conn = conn
+        self.cursor = cursor
+        self.dialect = conn.dialect.name
+        self.business_id = business_id
+        self.now = now
+        self.identities: dict[tuple[str, str], str] = {}
+        self.objects: dict[tuple[str, str, str], str] = {}
+
+    def profile(self, identity: tuple[str, str]) -> str:
+        """The identity's profile; an unknown identity is created with a new empty profile (§6.2)."""
+        profile_id = self.identities.get(identity)
+        if profile_id is None:
+            source, user_id = identity
+            key = {"business_id": self.business_id, "source": source, "user_id": user_id}
+            row = _IDENTITY.execute(self.cursor, self.dialect, key).fetchone()
+            if row is not None:
+                profile_id = str(row[0])
+            else:
+                profile_id, _ = resolve_identity(self.conn, self.business_id, source, user_id, self.now)
+            self.identities[identity] = profile_id
+        return profile_id
+
+    def object_id(self, obj: ObjectRef) -> str:
+        """The object an event names (§7.2 rule 6): the given id, or found or created from parameters."""
         if obj.object_id is not None:
-            object_id = obj.object_id
+            return obj.object_id
+        assert obj.object_type is not None and obj.data is not None
+        row = {
+            "business_id": self.business_id,
+            "id": new_id(),
+            "object_type": obj.object_type,
+            "source": obj.source,
+            "reference": obj.reference,
+            "data": codec.dumps(obj.data),
+            "created_at": self.now,
+        }
+        if obj.source is None or obj.reference is None:
+            _INSERT_OBJECT.execute(self.cursor, self.dialect, row)
+            return str(row["id"])
+        natural = (obj.object_type, obj.source, obj.reference)
+        known = self.objects.get(natural)
+        if known is not None:
+            return known
+        key = {k: row[k] for k in ("business_id", "object_type", "source", "reference")}
+        found = _OBJECT_BY_KEY.execute(self.cursor, self.dialect, key).fetchone()
+        if found is None and _INSERT_SHARED_OBJECT.execute(self.cursor, self.dialect, row).rowcount == 1:
+            object_id = str(row["id"])
         else:
-            assert obj.object_type is not None and obj.data is not None
-            natural = (
-                (obj.object_type, obj.source, obj.reference)
-                if obj.source is not None and obj.reference is not None
-                else None
-            )
-            object_id = shared_objects.get(natural) if natural is not None else None
-            if object_id is None:
-                object_id = find_or_create_object(
-                    conn, business_id, obj.object_type, obj.source, obj.reference, obj.data, received_at
-                )
-                if natural is not None:
-                    shared_objects[natural] = object_id
-    return {
-        "business_id": business_id,
-        "id": new_id(),
-        "action": item.action,
-        "profile_id": profile_id,
-        "session_id": item.session,
-        "tracked_at": item.tracked_at,
-        "received_at": received_at,
-        "amount": item.amount,
-        "currency": item.currency,
-        "url": item.url,
-        "page": codec.dumps_or_none(item.page),
-        "utm": codec.dumps_or_none(item.utm),
-        "metadata": codec.dumps_or_none(item.metadata),
-        "object_id": object_id,
-        "client_id": item.client_id,
-        "via": via,
-        "raw": codec.dumps(item.raw),
-    }
+            if found is None:
+                # Lost a race with a concurrent creator: its row is committed (or ours to see) by now.
+                found = _OBJECT_BY_KEY.execute(self.cursor, self.dialect, key).fetchone()
+                assert found is not None
+            object_id = str(found[0])
+        self.objects[natural] = object_id
+        return object_id
+
+    def event_row(self, item: EventInput, via: str) -> dict[str, Any]:
+        """The `events` row of an accepted event."""
+        profile_id = item.profile
+        if profile_id is None and item.identity is not None:
+            profile_id = self.profile(item.identity)
+        return {
+            "business_id": self.business_id,
+            "id": new_id(),
+            "action": item.action,
+            "profile_id": profile_id,
+            "session_id": item.session,
+            "tracked_at": item.tracked_at,
+            "received_at": self.now,
+            "amount": item.amount,
+            "currency": item.currency,
+            "url": item.url,
+            "page": codec.dumps_or_none(item.page),
+            "utm": codec.dumps_or_none(item.utm),
+            "metadata": codec.dumps_or_none(item.metadata),
+            "object_id": None if item.obj is None else self.object_id(item.obj),
+            "client_id": item.client_id,
+            "via": via,
+            "raw": codec.dumps(item.raw),
+        }
