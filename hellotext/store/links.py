@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from hellotext.core.ids import new_code, new_id
 from hellotext.core.links import CODE_LENGTH, LinkSpec, click_utm
@@ -19,7 +19,7 @@ from hellotext.core.pages import Page, PageRequest
 from hellotext.errors import NotFound, Problem
 from hellotext.store import codec
 from hellotext.store.pages import page_by_seq
-from hellotext.store.schema import events, links, profiles
+from hellotext.store.schema import events, links, profiles, sessions
 from hellotext.store.sessions import attach_session, see_session
 
 CLICK_ACTION = "short_link.clicked"
@@ -224,38 +224,44 @@ def list_links(
     return Page(items=_rows_to_links(conn, business_id, rows.items), has_more=rows.has_more)
 
 
-def insert_click_event(
-    conn: Connection, link: Link, session: str, now: float, utm: dict[str, Any] | None
-) -> str:
-    """Store the ``short_link.clicked`` event of a click (§10 step 4); returns its id.
+def _click_event_row(link: Link, session: str, now: float, utm: dict[str, Any] | None) -> dict[str, Any]:
+    # Attribution (§6.4): no explicit profile and no identity, so the event goes by its session. As for
+    # every event attributed that way (see `hellotext.store.events`), the stored `profile_id` stays NULL
+    # and the effective profile is the session's owner: the link's profile when it has one.
+    return {
+        "business_id": link.business_id,
+        "id": new_id(),
+        "action": CLICK_ACTION,
+        "profile_id": None,
+        "session_id": session,
+        "tracked_at": now,
+        "received_at": now,
+        "amount": None,
+        "currency": None,
+        "url": link.destination,
+        "page": None,
+        "utm": codec.dumps_or_none(utm),
+        "metadata": codec.dumps({"link": link.id, "campaign": link.campaign}),
+        "object_id": None,
+        "client_id": None,
+        "via": "link",
+        # A click has no request body; the raw payload says what the server recorded.
+        "raw": codec.dumps({"action": CLICK_ACTION, "link": link.id}),
+    }
 
-    Attribution (§6.4): no explicit profile and no identity, so the event goes by its session. As for
-    every event attributed that way (see `hellotext.store.events`), the stored `profile_id` stays NULL
-    and the effective profile is the session's owner, the link's profile when it has one.
-    """
-    event_id = new_id()
-    conn.execute(
-        insert(events).values(
-            business_id=link.business_id,
-            id=event_id,
-            action=CLICK_ACTION,
-            profile_id=None,
-            session_id=session,
-            tracked_at=now,
-            received_at=now,
-            url=link.destination,
-            utm=codec.dumps_or_none(utm),
-            metadata=codec.dumps({"link": link.id, "campaign": link.campaign}),
-            via="link",
-            # A click has no request body; the raw payload says what the server recorded.
-            raw=codec.dumps({"action": CLICK_ACTION, "link": link.id}),
-        )
-    )
-    return event_id
+
+_COUNT_CLICKS = (
+    update(links)
+    .where(links.c.business_id == bindparam("b_business_id"), links.c.id == bindparam("b_link_id"))
+    .values(clicks=links.c.clicks + bindparam("b_clicks"))
+)
 
 
 def record_click(conn: Connection, link: Link, session: str, now: float) -> ClickOutcome:
     """A human click, as one unit of work (§10): new session, attach, count, event.
+
+    The general path, through the shared session functions (race-safe creation, conditional attach).
+    `record_clicks` is the fast path for many clicks at once.
 
     Args:
         link: the clicked link (as found by `link_by_code`).
@@ -271,10 +277,65 @@ def record_click(conn: Connection, link: Link, session: str, now: float) -> Clic
     owner = None
     if profile is not None:
         owner = attach_session(conn, business_id, session, profile, "link", now)
-    conn.execute(
-        update(links)
-        .where(links.c.business_id == business_id, links.c.id == link.id)
-        .values(clicks=links.c.clicks + 1)
-    )
-    insert_click_event(conn, link, session, now, utm)
+    conn.execute(_COUNT_CLICKS, {"b_business_id": business_id, "b_link_id": link.id, "b_clicks": 1})
+    conn.execute(insert(events), _click_event_row(link, session, now, utm))
     return ClickOutcome(session=session, profile=owner)
+
+
+@dataclass(frozen=True, slots=True)
+class Click:
+    """One human click waiting to be recorded: the link, the session minted for it, the time."""
+
+    link: Link
+    session: str
+    at: float
+
+
+def record_clicks(conn: Connection, clicks: Sequence[Click]) -> list[ClickOutcome]:
+    """Record many human clicks in one unit of work, with one statement per table (§10).
+
+    Same effects as `record_click` for each click, but the sessions are inserted already attached:
+    each id was just minted from the CSPRNG (UUID v4) and nobody else can know it, so creation and
+    attachment cannot race with anything. Should an id exist all the same, the insert fails with an
+    integrity error, nothing of the unit stays, and the caller falls back to `record_click` with
+    fresh ids.
+
+    Returns:
+        One outcome per click, in order.
+    """
+    wanted: dict[int, set[str]] = {}
+    for click in clicks:
+        if click.link.profile is not None:
+            wanted.setdefault(click.link.business_id, set()).add(click.link.profile)
+    live = {(b, p) for b, ids in wanted.items() for p in existing_profiles(conn, b, ids)}
+    session_rows: list[dict[str, Any]] = []
+    event_rows: list[dict[str, Any]] = []
+    counts: dict[tuple[int, str], int] = {}
+    outcomes: list[ClickOutcome] = []
+    for click in clicks:
+        link = click.link
+        profile = link.profile if (link.business_id, link.profile) in live else None
+        utm = click_utm(link.utm, click.at)
+        session_rows.append(
+            {
+                "business_id": link.business_id,
+                "id": click.session,
+                "profile_id": profile,
+                "created_at": click.at,
+                "last_seen_at": click.at,
+                "attached_at": None if profile is None else click.at,
+                "attached_via": None if profile is None else "link",
+                "utm": codec.dumps_or_none(utm),
+            }
+        )
+        event_rows.append(_click_event_row(link, click.session, click.at, utm))
+        key = (link.business_id, link.id)
+        counts[key] = counts.get(key, 0) + 1
+        outcomes.append(ClickOutcome(session=click.session, profile=profile))
+    conn.execute(insert(sessions), session_rows)
+    conn.execute(
+        _COUNT_CLICKS,
+        [{"b_business_id": b, "b_link_id": link_id, "b_clicks": n} for (b, link_id), n in counts.items()],
+    )
+    conn.execute(insert(events), event_rows)
+    return outcomes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import uuid
@@ -668,3 +669,97 @@ def test_link_base_url_setting(tmp_path: Path) -> None:
             proc.stop()
         db.close()
         drop_database(settings)
+
+
+# --- Click group commit -----------------------------------------------------------------------------
+
+
+def test_concurrent_clicks_each_get_their_own_session_S7(
+    private: httpx.Client, server: str, database: Database, tenant: Tenant
+) -> None:
+    """Clicks that arrive together are committed together; each still gets its own session and event."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    profile = new_profile(database, tenant)
+    link = create(private, destination="https://x.test/?a=1", profile=profile, utm=UTM)
+
+    def one(_: int) -> str:
+        with httpx.Client(base_url=server, timeout=30) as client:
+            response = click(client, link["code"])
+            assert response.status_code == 302
+            return hello_session(response.headers["location"])
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        minted = list(pool.map(one, range(48)))
+    assert len(set(minted)) == 48
+    assert counts(database, tenant) == (1, 48, 48, 48)
+    for session in minted[:5]:
+        row = session_row(database, tenant, session)
+        assert (row.profile_id, row.attached_via) == (profile, "link")
+        assert codec.loads(row.utm)["source"] == "hellotext"
+        [event] = session_events(database, tenant, session)
+        assert event["profile"] == profile
+
+
+def test_record_clicks_is_all_or_nothing(database: Database, tenant: Tenant) -> None:
+    """A batch of clicks whose minted id exists already writes nothing at all (§3.2: no partial write)."""
+    from sqlalchemy.exc import IntegrityError
+
+    from hellotext.core.ids import new_session_id
+    from hellotext.core.links import LinkSpec
+    from hellotext.store.links import Click, create_links, record_clicks
+    from hellotext.store.sessions import see_session
+
+    spec = LinkSpec("https://x.test/", None, None, None)
+    [link] = database.write_sync(lambda c: create_links(c, tenant.pk, [spec], time.time()))
+    taken = new_session_id()
+    database.write_sync(lambda c: see_session(c, tenant.pk, taken, time.time()))
+    batch = [Click(link, new_session_id(), time.time()), Click(link, taken, time.time())]
+    with pytest.raises(IntegrityError):
+        database.write_sync(lambda c: record_clicks(c, batch))
+    assert counts(database, tenant) == (1, 1, 0, 0)
+    outcomes = database.write_sync(lambda c: record_clicks(c, batch[:1]))
+    assert [o.session for o in outcomes] == [batch[0].session]
+    assert counts(database, tenant) == (1, 2, 1, 1)
+
+
+def test_click_falls_back_to_a_fresh_session_when_the_minted_one_exists(
+    database: Database, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Injected failure (a UUID v4 collision cannot be produced for real): the click still succeeds
+    with another new session, and the existing session is left as it was (I3)."""
+    from hellotext.core.ids import new_session_id
+    from hellotext.core.links import LinkSpec
+    from hellotext.server import app as app_module
+    from hellotext.server.routes import links as routes_links
+    from hellotext.store.links import create_links
+    from hellotext.store.sessions import attach_session, see_session
+
+    owner = new_profile(database, tenant)
+    target = new_profile(database, tenant)
+    spec = LinkSpec("https://x.test/", target, None, None)
+    [link] = database.write_sync(lambda c: create_links(c, tenant.pk, [spec], time.time()))
+    taken = new_session_id()
+
+    def existing(conn: Any) -> None:
+        see_session(conn, tenant.pk, taken, time.time())
+        attach_session(conn, tenant.pk, taken, owner, "api", time.time())
+
+    database.write_sync(existing)
+    minted = iter([taken])
+    monkeypatch.setattr(routes_links, "new_session_id", lambda: next(minted, None) or new_session_id())
+    application = app_module.create_app(database.settings, database=database)
+
+    async def follow() -> httpx.Response:
+        async with application.router.lifespan_context(application):
+            transport = httpx.ASGITransport(app=application)
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+                return await client.get(f"/l/{link.code}", headers={"User-Agent": BROWSER})
+
+    response = asyncio.run(follow())
+    assert response.status_code == 302
+    session = hello_session(response.headers["location"])
+    assert session != taken
+    assert session_row(database, tenant, session).profile_id == target
+    assert session_row(database, tenant, taken).profile_id == owner
+    assert counts(database, tenant)[1:] == (2, 1, 1)
