@@ -300,10 +300,11 @@ class Delivery:
             timeout: seconds; default `DeliveryOptions.shutdown_timeout`.
 
         Returns:
-            ``True`` when every event was settled and the worker stopped in time.
+            ``True`` when every queued event was delivered (none given up) and the worker stopped in time.
         """
         budget = self.options.shutdown_timeout if timeout is None else timeout
         deadline = time.monotonic() + max(0.0, budget)
+        failed_before = self._failed
         self._deadline = deadline
         self._closed = True
         atexit.unregister(self._at_exit)
@@ -326,7 +327,7 @@ class Delivery:
         if left:
             self._give_up(left, "the delivery was closed")
             self._queue.clear()
-        return settled and not left
+        return settled and not left and self._failed == failed_before
 
     def _at_exit(self) -> None:
         try:

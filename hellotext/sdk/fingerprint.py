@@ -215,12 +215,12 @@ def _string(text: str) -> str:
 def canonical_json(payload: Any) -> str:
     """The canonical JSON text of a payload (``JSON.stringify`` of the canonical value, no spaces).
 
-    An entirely absent payload gives ``""`` (the browser would hash ``undefined``; it never happens for an
-    identify payload, which always holds ``user_id``).
+    An entirely absent payload gives ``{}``, as in ``hellotext.js`` (it never happens for an identify
+    payload, which always holds ``user_id``).
     """
     value = canonicalize(payload)
     if value is ABSENT:
-        return ""
+        return "{}"
     parts: list[str] = []
     _dump(value, parts)
     return "".join(parts)

@@ -78,14 +78,29 @@ def _default(value: Any) -> Any:
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_default, allow_nan=False)
 
 
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
+
+
 def dumps(value: Any) -> bytes:
     """Compact UTF-8 JSON; dates as ISO 8601, decimals as numbers, sets and tuples as arrays.
 
+    NaN and the infinities are written ``null``, as ``JSON.stringify`` does (the server refuses the bare
+    literals).
+
     Raises:
         TypeError: a value JSON cannot carry.
-        ValueError: NaN or an infinity (the server refuses them).
     """
-    return _ENCODER.encode(value).encode("utf-8")
+    try:
+        return _ENCODER.encode(value).encode("utf-8")
+    except ValueError:
+        return _ENCODER.encode(_finite(value)).encode("utf-8")
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
