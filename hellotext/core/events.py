@@ -411,7 +411,7 @@ def check_object_type(ref: ObjectRef, stored_type: str | None) -> None:
         ValidationFailed: its type is not the explicit `object_type`, or not accepted by the action.
     """
     if stored_type is None:
-        raise NotFound(Problem("not_found", "object", f"no object with id {ref.object_id}"))
+        raise NotFound(Problem("not_found", "object", "no object with this id"))
     if (ref.object_type is not None and stored_type != ref.object_type) or (
         ref.accepted is not None and stored_type not in ref.accepted
     ):

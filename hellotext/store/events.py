@@ -294,7 +294,7 @@ def _lookups(
             if item.obj is not None and item.obj.object_id is not None:
                 check_object_type(item.obj, types.get(item.obj.object_id))
             if item.profile is not None and item.profile not in known:
-                raise NotFound(Problem("not_found", "profile", f"no profile with id {item.profile}"))
+                raise NotFound(Problem("not_found", "profile", "no profile with this id"))
         except ProblemError as exc:
             outcomes.append(exc)
         else:
