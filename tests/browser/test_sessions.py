@@ -221,6 +221,10 @@ def test_s3_no_generation_leaves_no_session_and_no_cookie(
     tab.run("() => Hellotext.track('page.viewed', {})")
     [body] = tab.posts("/track/events")
     assert "session" not in body
+    identified = tab.run("() => Hellotext.identify('s3-user').then((r) => r.data)")
+    assert (identified["session"], identified["session_attached"]) == (None, False)
+    [sent] = tab.posts("/public/identifications")
+    assert sent == {"user_id": "s3-user"}
 
 
 # --- S4 announce ----------------------------------------------------------------------------------
@@ -413,6 +417,8 @@ def test_public_surface(open_tab: Any) -> None:
     """§2: the public surface has exactly the documented members."""
     tab: Tab = open_tab()
     members = tab.run("""() => Object.getOwnPropertyNames(Hellotext).sort()""")
+    classes = tab.run("() => [Hellotext.NotInitializedError.name, Hellotext.InvalidEvent.name]")
+    assert classes == ["NotInitializedError", "InvalidEvent"]
     assert members == sorted(
         [
             "version",

@@ -262,6 +262,43 @@ def test_declarations_cover_the_public_surface(http: httpx.Client) -> None:
         assert member in text, member
 
 
+TS_USE = """
+import Hellotext, { HellotextResponse } from './hellotext'
+async function main(): Promise<void> {
+  await Hellotext.initialize('abc', { autoGenerateSession: false, apiRoot: 'https://x/v1', forms: true })
+  const r: HellotextResponse = await Hellotext.track('product.viewed', { object_parameters: { name: 'a' } })
+  if (r.failed || r.succeeded) console.log(r.data)
+  Hellotext.on('session-set', (s: string) => s.toUpperCase())
+  Hellotext.on('utm-set', (u) => u.observed_at)
+  Hellotext.removeEventListener('form:completed', () => 0)
+  await window.Hellotext.identify(42, { source: 's', email: 'e', plan: 'gold' })
+  Hellotext.forget({ newSession: true })
+  const s: string | undefined = Hellotext.session
+  const v: string = Hellotext.version + String(Hellotext.isInitialized) + s
+  try { await Hellotext.track(v) } catch (e) {
+    if (e instanceof Hellotext.NotInitializedError) console.log(e.name)
+  }
+}
+main()
+"""
+TS_MISUSE = """
+import Hellotext from './hellotext'
+Hellotext.on('session-changed', () => 0)
+"""
+
+
+@pytest.mark.skipif(shutil.which("tsc") is None, reason="tsc (Debian's node-typescript) is not installed")
+@pytest.mark.parametrize(("source", "valid"), [(TS_USE, True), (TS_MISUSE, False)])
+def test_declarations_type_check(tmp_path: Path, source: str, valid: bool) -> None:
+    """§2: hellotext.d.ts compiles under tsc --strict for the documented uses, and rejects an unknown
+    listener name."""
+    shutil.copy(STATIC_DIR / "hellotext.d.ts", tmp_path / "hellotext.d.ts")
+    (tmp_path / "use.ts").write_text(source, encoding="utf-8")
+    command = ["tsc", "--noEmit", "--strict", "--target", "es2017", "--lib", "es2017,dom", "use.ts"]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert (done.returncode == 0) is valid, done.stdout
+
+
 # --- the demo page --------------------------------------------------------------------------------
 
 

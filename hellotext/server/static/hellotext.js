@@ -13,9 +13,12 @@
   const listeners = {}
   let business, root, session
 
-  const errorClass = (name) => class extends Error { constructor(m) { super(m); this.name = name } }
-  const NotInitializedError = errorClass('NotInitializedError')
-  const InvalidEvent = errorClass('InvalidEvent')
+  class NotInitializedError extends Error {
+    constructor(m) { super(m); this.name = 'NotInitializedError' }
+  }
+  class InvalidEvent extends Error {
+    constructor(m) { super(m); this.name = 'InvalidEvent' }
+  }
 
   const object = (v) => (v && typeof v == 'object' ? v : {})
   const query = () => new URLSearchParams(location.search)
