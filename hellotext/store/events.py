@@ -19,7 +19,7 @@ from sqlalchemy.dialects.postgresql import psycopg as pg_psycopg
 
 from hellotext.core.events import EventInput, ObjectRef, check_declared, check_object_type
 from hellotext.core.ids import new_id
-from hellotext.errors import HellotextError, IdentityConflict, NotFound, Problem, ProblemError
+from hellotext.errors import IdentityConflict, NotFound, Problem, ProblemError
 from hellotext.store import codec
 from hellotext.store.actions import DeclaredActions
 from hellotext.store.identities import resolve_identity
@@ -244,12 +244,19 @@ _EXISTING_PROFILES = select(profiles.c.id).where(
 )
 
 
-class DuplicateKeyRace(HellotextError):
+class DuplicateKeyRace(ProblemError):
     """An event's idempotency key was committed by a concurrent request after this unit checked it.
 
     Raised from the insert so the unit is rolled back (nothing it wrote survives); running the unit again
-    finds the key and writes nothing, which is the answer the spec wants for a repeat.
+    finds the key and writes nothing, which is the answer the spec wants for a repeat. It is a
+    `ProblemError` (503, "try again") so that the writer treats it as an expected refusal, not a fault,
+    and so that, should it ever escape the retries, the client is told to retry.
     """
+
+    status = 503
+
+    def __init__(self) -> None:
+        super().__init__(Problem("server_error", None, "a concurrent request stored this event; try again"))
 
 
 @dataclass(slots=True)
@@ -444,7 +451,7 @@ def _ingest(
     else:
         stored = _INSERT_EVENTS.executemany(cursor, dialect, rows)
     if stored != len(rows):
-        raise DuplicateKeyRace("an idempotency key was stored concurrently")
+        raise DuplicateKeyRace()
     result.stored = len(rows)
     return result
 

@@ -16,10 +16,12 @@ import pytest
 from sqlalchemy import Connection, func, insert, select
 
 from hellotext.config import Settings
+from hellotext.core.events import parse_event
 from hellotext.core.ids import new_id
+from hellotext.store.actions import DeclaredActions
 from hellotext.store.database import Database
 from hellotext.store.engine import make_engines
-from hellotext.store.events import event_objects
+from hellotext.store.events import DuplicateKeyRace, event_objects, ingest
 from hellotext.store.profiles import insert_profile
 from hellotext.store.schema import actions, events, identities, objects, profiles, sessions
 from hellotext.store.sessions import attach_session, get_session, see_session
@@ -754,3 +756,46 @@ def test_events_stored_metric_11(public: httpx.Client, http: httpx.Client) -> No
         public.post("/v1/track/events", json={**PAGE, "id": "metric-key"})
     )  # a repeat stores nothing
     assert value() == before + 2
+
+
+@pytest.mark.postgres_only
+def test_key_race_rolls_back_the_loser_8_3(database: Database, tenant: Tenant) -> None:
+    """§8.3: when a concurrent writer commits the key between the check and the insert, the losing unit
+    raises and is rolled back (nothing of it survives); run again, it finds the key and writes nothing."""
+    now = time.time()
+    cache = DeclaredActions()
+    first = parse_event({**PAGE, "id": "race-key", "session": "winner"}, now)
+    second = parse_event(
+        {**PAGE, "id": "race-key", "session": "loser", "user_parameters": {"id": "loser-user"}}, now
+    )
+    engine = database.engines.write
+    outcome: dict[str, Any] = {}
+
+    def loser() -> None:
+        try:
+            with engine.begin() as conn:
+                ingest(conn, tenant.pk, [second], via="track", received_at=now, actions=cache)
+        except DuplicateKeyRace as exc:
+            outcome["raised"] = exc
+
+    with engine.connect() as conn:
+        transaction = conn.begin()
+        ingest(conn, tenant.pk, [first], via="track", received_at=now, actions=cache)
+        thread = threading.Thread(target=loser)
+        thread.start()
+        time.sleep(0.5)  # the loser has checked the key and now waits on our uncommitted row
+        transaction.commit()
+        thread.join(timeout=30)
+    assert isinstance(outcome.get("raised"), DuplicateKeyRace)
+    assert counts(database, tenant) == {
+        "events": 1,
+        "sessions": 1,
+        "objects": 0,
+        "identities": 0,
+        "profiles": 0,
+    }
+    rerun = database.write_sync(
+        lambda conn: ingest(conn, tenant.pk, [second], via="track", received_at=now, actions=cache)
+    )
+    assert rerun.outcomes == [None] and rerun.stored == 0
+    assert counts(database, tenant)["sessions"] == 1
