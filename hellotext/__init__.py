@@ -40,9 +40,7 @@ from hellotext.sdk import (
     MemoryCookieJar,
     Result,
 )
-from hellotext.sdk.wire import SDK_VERSION
-
-__version__ = SDK_VERSION
+from hellotext.sdk.wire import SDK_VERSION as __version__
 
 __all__ = [
     "APIError",

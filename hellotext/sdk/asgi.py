@@ -12,7 +12,9 @@ Per HTTP request: the session comes from ``?hello_session=`` or the ``hello_sess
 minted; ``scope["state"]["hellotext"]`` holds an `AsyncHellotext` bound to the request and
 ``scope["state"]["hello_session"]`` the session; the response gets the ``Set-Cookie`` headers for what the
 SDK wrote (the session on the root domain, and the identity after an ``identify``). Other scopes
-(``websocket``, ``lifespan``) pass straight through. A failure of the SDK never changes the response.
+(``websocket``, ``lifespan``) pass straight through; on ``lifespan.shutdown`` the SDK flushes its events
+and closes its connections before the app sees the message. A failure of the SDK never changes the
+response.
 """
 
 from __future__ import annotations
@@ -91,6 +93,9 @@ class HellotextMiddleware:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.app(scope, self._watch_shutdown(receive), send)
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -118,6 +123,20 @@ class HellotextMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_cookies)
+
+    def _watch_shutdown(self, receive: Receive) -> Receive:
+        # The lifespan messages reach the app unchanged; on shutdown the SDK first flushes its events and
+        # closes its connections while the event loop is still running.
+        async def receive_and_watch() -> Message:
+            message = await receive()
+            if message.get("type") == "lifespan.shutdown":
+                try:
+                    await self.tracker.aclose()
+                except Exception:
+                    logger.exception("hellotext: error while closing at shutdown")
+            return message
+
+        return receive_and_watch
 
     async def aclose(self, timeout: float | None = None) -> bool:
         """Flush tracked events and close the SDK's connections (also done at interpreter exit)."""

@@ -103,6 +103,7 @@ class _Core:
         self._delivery: Delivery | None = None
         self._http: httpx.Client | None = None
         self._ahttp: httpx.AsyncClient | None = None
+        self._ahttp_loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def delivery(self) -> Delivery:
@@ -125,10 +126,14 @@ class _Core:
         return self._http
 
     def ahttp(self) -> httpx.AsyncClient:
-        if self._ahttp is None:
+        # An async client's connections belong to the event loop that opened them: a tracker used from
+        # another loop (asyncio.run twice, a test) gets a client of its own.
+        loop = asyncio.get_running_loop()
+        if self._ahttp is None or self._ahttp_loop is not loop:
             self._ahttp = httpx.AsyncClient(
                 timeout=self.options.timeout, transport=self.async_transport, headers=self.headers
             )
+            self._ahttp_loop = loop
         return self._ahttp
 
     def close(self, timeout: float | None) -> bool:
@@ -142,9 +147,9 @@ class _Core:
 
     async def aclose(self, timeout: float | None) -> bool:
         done = await asyncio.to_thread(self.close, timeout)
-        if self._ahttp is not None:
+        if self._ahttp is not None and self._ahttp_loop is asyncio.get_running_loop():
             await self._ahttp.aclose()
-            self._ahttp = None
+        self._ahttp = None
         return done
 
 
