@@ -112,7 +112,7 @@
     return new URL(s || location.href).origin + '/v1'
   }
 
-  // §8.2 (absent: undefined)
+  // §8.2: the canonical form; absent values come back undefined.
   function canonical(v) {
     const t = typeof v
     if (v == null || t == 'function' || t == 'symbol' || (t == 'number' && !isFinite(v))) return
@@ -259,5 +259,5 @@
       if (i >= 0) list.splice(i, 1)
     },
   }
-  // currentScript is null after evaluation, so read it now (§3).
+  // The script's URL, read now: currentScript is null later (§3). hellotext.mjs passes import.meta.url.
 })(window, document, document.currentScript && document.currentScript.src)
