@@ -183,3 +183,48 @@ def owner_of_identity(database: Database, tenant: Tenant, user_id: str) -> str:
     )
     found: str = database.read_sync(lambda c: c.execute(query).scalar_one())
     return found
+
+
+def test_pages_over_many_sessions_match_the_full_order_9_3_6(
+    public: httpx.Client, private: httpx.Client
+) -> None:
+    """Walking the timeline page by page, both ways, gives the one order: tracked_at desc, then newest."""
+    profile = private.post("/v1/profiles").json()["id"]
+    sessions = [str(uuid.uuid4()) for _ in range(4)]
+    base = time.time() - 10_000
+    offsets = [7, 3, 11, 3, 5, 13, 2, 9, 7, 1, 12, 6]
+    for i, offset in enumerate(offsets):
+        if i % 3 == 2:
+            body = {"action": "page.viewed", "url": f"https://e.example.com/{i}", "profile": profile}
+            assert (
+                private.post("/v1/attribution/events", json={**body, "tracked_at": base + offset}).status_code
+                == 200
+            )
+        else:
+            track(public, sessions[i % 4], base + offset, url=f"https://e.example.com/{i}")
+    for s in sessions:
+        private.patch(f"/v1/sessions/{s}", json={"profile": profile})
+    # Expected: by offset descending; equal offsets, the later sent first.
+    expected = [
+        f"https://e.example.com/{i}" for i in sorted(range(len(offsets)), key=lambda i: (-offsets[i], -i))
+    ]
+    seen: list[dict[str, Any]] = []
+    cursor: dict[str, Any] = {}
+    while True:
+        page = timeline(private, profile, limit=5, **cursor)
+        seen.extend(page["data"])
+        if not page["has_more"]:
+            break
+        cursor = {"starting_after": page["data"][-1]["id"]}
+    assert [e["url"] for e in seen] == expected
+    backwards: list[dict[str, Any]] = []
+    cursor = {"ending_before": seen[-1]["id"]}
+    while True:
+        page = timeline(private, profile, limit=4, **cursor)
+        backwards = page["data"] + backwards
+        if not page["has_more"]:
+            break
+        cursor = {"ending_before": page["data"][0]["id"]}
+    assert [e["url"] for e in backwards] == expected[:-1]
+    filtered = timeline(private, profile, limit=100, action="page.viewed")["data"]
+    assert [e["url"] for e in filtered] == expected

@@ -136,7 +136,7 @@ async def timeline(request: Request, ctx: Ctx) -> Response:
         if not profile_exists(conn, business_id, profile_id):
             raise _no_profile(profile_id)
         found = timeline_page(conn, business_id, profile_id, page, action=action)
-        return list_body(timeline_json(conn, business_id, found.items), found.has_more)
+        return list_body(timeline_json(conn, business_id, profile_id, found.items), found.has_more)
 
     return json_response(await ctx.state.db.read(read))
 
