@@ -18,6 +18,7 @@ from hellotext.core.links import CODE_LENGTH, LinkSpec, click_utm
 from hellotext.core.pages import Page, PageRequest
 from hellotext.errors import NotFound, Problem
 from hellotext.store import codec
+from hellotext.store.events import DriverStatement
 from hellotext.store.pages import page_by_seq
 from hellotext.store.schema import events, links, profiles, sessions
 from hellotext.store.sessions import attach_session, see_session
@@ -291,6 +292,42 @@ class Click:
     at: float
 
 
+_SESSION_KEYS = (
+    "business_id",
+    "id",
+    "profile_id",
+    "created_at",
+    "last_seen_at",
+    "attached_at",
+    "attached_via",
+    "utm",
+)
+_EVENT_KEYS = (
+    "business_id",
+    "id",
+    "action",
+    "profile_id",
+    "session_id",
+    "tracked_at",
+    "received_at",
+    "amount",
+    "currency",
+    "url",
+    "page",
+    "utm",
+    "metadata",
+    "object_id",
+    "client_id",
+    "via",
+    "raw",
+)
+# The click hot path runs on the driver's cursor (see `DriverStatement`): SQLAlchemy's per-row parameter
+# processing costs more than SQLite spends inserting the rows.
+_INSERT_SESSIONS = DriverStatement(lambda d: d.insert(sessions).inline(), _SESSION_KEYS)
+_INSERT_EVENTS = DriverStatement(lambda d: d.insert(events).inline(), _EVENT_KEYS)
+_ADD_CLICKS = DriverStatement(lambda d: _COUNT_CLICKS)
+
+
 def record_clicks(conn: Connection, clicks: Sequence[Click]) -> list[ClickOutcome]:
     """Record many human clicks in one unit of work, with one statement per table (§10).
 
@@ -332,10 +369,16 @@ def record_clicks(conn: Connection, clicks: Sequence[Click]) -> list[ClickOutcom
         key = (link.business_id, link.id)
         counts[key] = counts.get(key, 0) + 1
         outcomes.append(ClickOutcome(session=click.session, profile=profile))
-    conn.execute(insert(sessions), session_rows)
-    conn.execute(
-        _COUNT_CLICKS,
-        [{"b_business_id": b, "b_link_id": link_id, "b_clicks": n} for (b, link_id), n in counts.items()],
-    )
-    conn.execute(insert(events), event_rows)
+    dialect = conn.dialect.name
+    cursor = conn.connection.cursor()
+    try:
+        _INSERT_SESSIONS.executemany(cursor, dialect, session_rows)
+        _ADD_CLICKS.executemany(
+            cursor,
+            dialect,
+            [{"b_business_id": b, "b_link_id": link_id, "b_clicks": n} for (b, link_id), n in counts.items()],
+        )
+        _INSERT_EVENTS.executemany(cursor, dialect, event_rows)
+    finally:
+        cursor.close()
     return outcomes

@@ -28,6 +28,7 @@ from hellotext.core.pages import parse_page
 from hellotext.errors import NotFound
 from hellotext.server.auth import Ctx, private_route
 from hellotext.server.bodies import BATCH_BODY_LIMIT, read_json
+from hellotext.server.metrics import Metrics
 from hellotext.server.responses import json_response
 from hellotext.server.state import AppState
 from hellotext.store.database import Database
@@ -175,8 +176,13 @@ class Clicks:
 
     CACHE_MAX = 100_000
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, metrics: Metrics) -> None:
         self.db = db
+        # Labelled children looked up once: `labels()` takes a lock and hashes on every call.
+        self.bot_clicks = metrics.link_clicks.labels("bot")
+        self.human_clicks = metrics.link_clicks.labels("human")
+        self.events_stored = metrics.events_stored.labels("link")
+        self.sessions_attached = metrics.sessions_attached.labels("link")
         self._links: dict[str, Link] = {}
         self._pending: list[tuple[Click, asyncio.Future[ClickOutcome]]] = []
         self._draining = False
@@ -242,7 +248,7 @@ def clicks_of(request: Request) -> Clicks:
     state: AppState = request.app.state.hellotext
     clicks: Clicks | None = getattr(request.app.state, "hellotext_clicks", None)
     if clicks is None or clicks.db is not state.db:
-        clicks = Clicks(state.db)
+        clicks = Clicks(state.db, state.metrics)
         request.app.state.hellotext_clicks = clicks
     return clicks
 
@@ -259,15 +265,14 @@ async def follow(request: Request) -> Response:
     link = await clicks.link(code)
     if link is None:
         return not_found_page()
-    metrics = request.app.state.hellotext.metrics
     if request.method == "HEAD" or is_preview_bot(request.headers.get("user-agent")):
-        metrics.link_clicks.labels("bot").inc()
+        clicks.bot_clicks.inc()
         return redirect(ascii_url(link.destination))
     outcome = await clicks.record(link)
-    metrics.link_clicks.labels("human").inc()
-    metrics.events_stored.labels("link").inc()
+    clicks.human_clicks.inc()
+    clicks.events_stored.inc()
     if outcome.profile is not None:
-        metrics.sessions_attached.labels("link").inc()
+        clicks.sessions_attached.inc()
     return redirect(redirect_location(link.destination, outcome.session, link.utm))
 
 
