@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -75,12 +76,6 @@ FETCH_SPY = """
 """
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        if item.path.parent.name == "browser" and item.path.name != "test_static.py":
-            item.add_marker(pytest.mark.browser)
-
-
 @dataclass
 class PageServer:
     """The page server's address and what its stand-in API received."""
@@ -88,9 +83,14 @@ class PageServer:
     port: int
     api: str
     received: list[dict[str, Any]] = field(default_factory=list)
+    port6: int | None = None  # the same pages on [::1], when the machine has IPv6 loopback
 
     def url(self, path: str = "/sdk/", host: str = SHOP) -> str:
-        """A page URL on `host` (mapped to 127.0.0.1 by Chromium)."""
+        """A page URL on `host` (mapped to 127.0.0.1 by Chromium; ``[::1]`` is the IPv6 twin)."""
+        if host == "[::1]":
+            if self.port6 is None:
+                pytest.skip("no IPv6 loopback on this machine")
+            return f"http://{host}:{self.port6}{path}"
         return f"http://{host}:{self.port}{path}"
 
     def stand_in(self, status: int, body: Any = None, host: str = SHOP) -> str:
@@ -157,19 +157,31 @@ def _handler(site: PageServer) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class _ServerV6(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
 @pytest.fixture(scope="session")
 def site(server: str) -> Iterator[PageServer]:
-    """The page server, in a thread on a free port of 127.0.0.1."""
+    """The page server, in threads on free ports of 127.0.0.1 (and of ::1 when there is one)."""
     holder = PageServer(port=0, api=server)
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(holder))
-    httpd.daemon_threads = True
-    holder.port = httpd.server_address[1]
-    thread = threading.Thread(target=httpd.serve_forever, name="page-server", daemon=True)
-    thread.start()
+    servers: list[ThreadingHTTPServer] = [ThreadingHTTPServer(("127.0.0.1", 0), _handler(holder))]
+    holder.port = servers[0].server_address[1]
+    try:
+        servers.append(_ServerV6(("::1", 0), _handler(holder)))
+        holder.port6 = servers[1].server_address[1]
+    except OSError:
+        pass
+    threads = []
+    for httpd in servers:
+        httpd.daemon_threads = True
+        threads.append(threading.Thread(target=httpd.serve_forever, name="page-server", daemon=True))
+        threads[-1].start()
     yield holder
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(timeout=10)
+    for httpd, thread in zip(servers, threads, strict=True):
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=10)
 
 
 @pytest.fixture(scope="session")

@@ -167,7 +167,7 @@ def test_s2_domain_write_clears_host_only_copy(
     assert [(c["domain"], c["value"]) for c in found] == [(".example.test", "fresh")]
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "[::1]"])
 def test_s2_host_only_cookie_on_ip_and_single_label(
     open_tab: Any, context: BrowserContext, tenant: Tenant, host: str
 ) -> None:
