@@ -9,7 +9,7 @@ rewriting them (I4).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,34 +121,49 @@ class DriverStatement:
     The ingest path runs a handful of statements per event; SQLAlchemy's per-execution work (context,
     parameter processing, result setup) costs several times what SQLite spends inserting the row. The
     statements stay defined in Core (one schema, both dialects); only their execution skips the layer.
-    Parameters must be plain values (str, int, float, None). The cursor's `rowcount` is the driver's own,
-    which is reliable for INSERT on both drivers (SQLAlchemy reads it as -1 on psycopg).
+    Parameters are positional on both drivers, plain values (str, int, float, None), given as a mapping
+    or, cheaper, as a sequence in `order`. The cursor's `rowcount` is the driver's own, which is reliable
+    for INSERT on both drivers (SQLAlchemy reads it as -1 on psycopg).
 
     Args:
         build: makes the statement from a dialect module (`sqlalchemy.dialects.sqlite` or `.postgresql`),
             for constructs such as ``insert(...).on_conflict_do_nothing`` that differ per dialect.
-        keys: the columns an INSERT's parameters provide (``column_keys`` of the compilation).
+        keys: for an INSERT, the columns its parameters provide, in table order (checked).
+
+    Attributes:
+        order: the parameter names in positional order (the same on both dialects).
     """
 
     def __init__(self, build: Callable[[Any], Any], keys: Sequence[str] | None = None) -> None:
-        self._sql: dict[str, tuple[str, tuple[str, ...] | None]] = {}
-        pg_dialect = pg_psycopg.dialect()  # type: ignore[no-untyped-call]
+        self._sql: dict[str, str] = {}
+        orders: set[tuple[str, ...]] = set()
+        pg_dialect = pg_psycopg.dialect(paramstyle="format")  # type: ignore[no-untyped-call]
         targets = (("sqlite", sqlite, sqlite.dialect()), ("postgresql", postgresql, pg_dialect))
         for name, module, dialect in targets:
             compiled = build(module).compile(dialect=dialect, column_keys=list(keys) if keys else None)
-            order = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else None
-            self._sql[name] = (str(compiled), order)
+            self._sql[name] = str(compiled)
+            orders.add(tuple(compiled.positiontup or ()))
+        (self.order,) = orders  # one positional order for both dialects
+        if keys is not None and self.order != tuple(keys):
+            raise ValueError(f"keys must follow the table's column order: {self.order}")
 
-    def execute(self, cursor: Any, dialect: str, values: dict[str, Any]) -> Any:
+    def _params(self, values: Mapping[str, Any] | Sequence[Any]) -> Sequence[Any]:
+        if isinstance(values, Mapping):
+            return [values[key] for key in self.order]
+        return values
+
+    def execute(self, cursor: Any, dialect: str, values: Mapping[str, Any] | Sequence[Any]) -> Any:
         """Execute once; returns the cursor (fetch from it, or read its `rowcount`)."""
-        sql, order = self._sql[dialect]
-        cursor.execute(sql, values if order is None else [values[key] for key in order])
+        cursor.execute(self._sql[dialect], self._params(values))
         return cursor
 
-    def executemany(self, cursor: Any, dialect: str, rows: Sequence[dict[str, Any]]) -> int:
+    def executemany(
+        self, cursor: Any, dialect: str, rows: Sequence[Mapping[str, Any]] | Sequence[Sequence[Any]]
+    ) -> int:
         """Execute for every row (one driver call); returns the number of rows changed."""
-        sql, order = self._sql[dialect]
-        cursor.executemany(sql, rows if order is None else [[row[key] for key in order] for row in rows])
+        if rows and isinstance(rows[0], Mapping):
+            rows = [[row[key] for key in self.order] for row in rows]  # type: ignore[call-overload]
+        cursor.executemany(self._sql[dialect], rows)
         count: int = cursor.rowcount
         return count
 
@@ -420,14 +435,9 @@ def _ingest(
         if item.session is not None and sightings.get(item.session) is None:
             sightings[item.session] = item.utm  # the first event that carries UTM values sets them
     if sightings:
+        # In _SEE_SESSIONS.order: business_id, id, created_at, last_seen_at, utm.
         session_rows = [
-            {
-                "business_id": business_id,
-                "id": session_id,
-                "created_at": received_at,
-                "last_seen_at": received_at,
-                "utm": codec.dumps_or_none(utm),
-            }
+            (business_id, session_id, received_at, received_at, codec.dumps_or_none(utm))
             for session_id, utm in sightings.items()
         ]
         if len(session_rows) == 1:
@@ -516,27 +526,27 @@ class _Rows:
         self.objects[natural] = object_id
         return object_id
 
-    def event_row(self, item: EventInput, via: str) -> dict[str, Any]:
-        """The `events` row of an accepted event."""
+    def event_row(self, item: EventInput, via: str) -> tuple[Any, ...]:
+        """The `events` row of an accepted event, in `_EVENT_KEYS` (table) order."""
         profile_id = item.profile
         if profile_id is None and item.identity is not None:
             profile_id = self.profile(item.identity)
-        return {
-            "business_id": self.business_id,
-            "id": new_id(),
-            "action": item.action,
-            "profile_id": profile_id,
-            "session_id": item.session,
-            "tracked_at": item.tracked_at,
-            "received_at": self.now,
-            "amount": item.amount,
-            "currency": item.currency,
-            "url": item.url,
-            "page": codec.dumps_or_none(item.page),
-            "utm": codec.dumps_or_none(item.utm),
-            "metadata": codec.dumps_or_none(item.metadata),
-            "object_id": None if item.obj is None else self.object_id(item.obj),
-            "client_id": item.client_id,
-            "via": via,
-            "raw": codec.dumps(item.raw),
-        }
+        return (
+            self.business_id,
+            new_id(),
+            item.action,
+            profile_id,
+            item.session,
+            item.tracked_at,
+            self.now,
+            item.amount,
+            item.currency,
+            item.url,
+            codec.dumps_or_none(item.page),
+            codec.dumps_or_none(item.utm),
+            codec.dumps_or_none(item.metadata),
+            None if item.obj is None else self.object_id(item.obj),
+            item.client_id,
+            via,
+            codec.dumps(item.raw),
+        )
