@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import Receive, Scope, Send
 
 from hellotext.config import Settings
 from hellotext.core.ids import new_session_id
@@ -155,13 +156,6 @@ async def not_a_code(request: Request) -> Response:
     return not_found_page()
 
 
-def redirect(location: str) -> Response:
-    """A ``302`` that is never cached and sets no cookie."""
-    return Response(
-        status_code=302, media_type=None, headers={"location": location, "cache-control": "no-store"}
-    )
-
-
 class Clicks:
     """Per-application click machinery: a cache of links by code, and click group commit.
 
@@ -243,44 +237,70 @@ class Clicks:
             future.set_result(outcome)
 
 
-def clicks_of(request: Request) -> Clicks:
+def clicks_of(app: Any) -> Clicks:
     """The application's `Clicks`, made on first use (one per application and database)."""
-    state: AppState = request.app.state.hellotext
-    clicks: Clicks | None = getattr(request.app.state, "hellotext_clicks", None)
+    state: AppState = app.state.hellotext
+    clicks: Clicks | None = getattr(app.state, "hellotext_clicks", None)
     if clicks is None or clicks.db is not state.db:
         clicks = Clicks(state.db, state.metrics)
-        request.app.state.hellotext_clicks = clicks
+        app.state.hellotext_clicks = clicks
     return clicks
 
 
-async def follow(request: Request) -> Response:
+def _user_agent(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"user-agent":
+            return str(value.decode("latin-1"))
+    return None
+
+
+async def _send_redirect(send: Send, location: str) -> None:
+    # ascii_url/redirect_location give ASCII without control characters: safe as a header value.
+    headers = [
+        (b"location", location.encode("ascii")),
+        (b"cache-control", b"no-store"),
+        (b"content-length", b"0"),
+    ]
+    await send({"type": "http.response.start", "status": 302, "headers": headers})
+    await send({"type": "http.response.body", "body": b""})
+
+
+class Follow:
     """``GET``/``HEAD /l/{code}`` (no credential): count a human click and redirect (§10, S7).
 
     Previews and ``HEAD`` get the destination as stored, with no session, click or event.
+
+    A plain ASGI app rather than a request handler (Starlette calls an instance like this directly): the
+    redirect is the hottest public path, and it needs neither a `Request` nor a `Response` object.
     """
-    code = request.path_params["code"]
-    if not is_code(code):
-        return not_found_page()
-    clicks = clicks_of(request)
-    link = await clicks.link(code)
-    if link is None:
-        return not_found_page()
-    if request.method == "HEAD" or is_preview_bot(request.headers.get("user-agent")):
-        clicks.bot_clicks.inc()
-        return redirect(ascii_url(link.destination))
-    outcome = await clicks.record(link)
-    clicks.human_clicks.inc()
-    clicks.events_stored.inc()
-    if outcome.profile is not None:
-        clicks.sessions_attached.inc()
-    return redirect(redirect_location(link.destination, outcome.session, link.utm))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        code = scope["path_params"]["code"]
+        if not is_code(code):
+            await not_found_page()(scope, receive, send)
+            return
+        clicks = clicks_of(scope["app"])
+        link = await clicks.link(code)
+        if link is None:
+            await not_found_page()(scope, receive, send)
+            return
+        if scope["method"] == "HEAD" or is_preview_bot(_user_agent(scope)):
+            clicks.bot_clicks.inc()
+            await _send_redirect(send, ascii_url(link.destination))
+            return
+        outcome = await clicks.record(link)
+        clicks.human_clicks.inc()
+        clicks.events_stored.inc()
+        if outcome.profile is not None:
+            clicks.sessions_attached.inc()
+        await _send_redirect(send, redirect_location(link.destination, outcome.session, link.utm))
 
 
 routes: list[BaseRoute] = [
     Route("/v1/links", private_route(links_collection), methods=["GET", "POST"]),
     Route("/v1/links/batch", private_route(links_batch), methods=["POST"]),
     Route("/v1/links/{id}", private_route(link_detail), methods=["GET"]),
-    Route("/l/{code}", follow, methods=["GET", "HEAD"]),
+    Route("/l/{code}", Follow(), methods=["GET", "HEAD"]),
     # Any other path under /l/ (with a slash, e.g. a decoded %2F, or empty) is a would-be code too:
     # it gets the HTML page, not the JSON 404 of unknown API paths.
     Route("/l/{rest:path}", not_a_code, methods=["GET", "HEAD"]),
