@@ -1,8 +1,9 @@
 """Short links in storage: creation (one or a batch), lookups, listing, and the click (spec §9.5, §10).
 
-A link keeps the profile id it was made for. When that profile is erased the id is left dangling on
-purpose (erasure need not know about links): every read checks that the profile still exists and shows
-``profile: null`` otherwise, and a click on such a link gives an anonymous session (§6.6).
+A link keeps the profile id it was made for. Erasing the profile sets it to NULL (`store.erasure`); reads
+and clicks check all the same that the profile still exists, so a link that names a profile erased in
+any other way (or erased while the redirect holds the link in its cache) shows ``profile: null`` and its
+clicks give anonymous sessions (§6.6).
 """
 
 from __future__ import annotations

@@ -77,8 +77,13 @@ def link_base(settings: Settings, request: Request) -> str:
 
 
 def own_bases(settings: Settings, request: Request) -> list[str]:
-    """Every base under which a ``/l/`` URL would come back to this server."""
-    bases = [request_origin(request)]
+    """Every base under which a ``/l/`` URL would come back to this server.
+
+    The request's host counts under both schemes: behind a TLS-terminating proxy the server sees
+    ``http`` while its public URLs are ``https``.
+    """
+    host = request.url.netloc
+    bases = [f"http://{host}", f"https://{host}"]
     if settings.link_base_url:
         bases.append(settings.link_base_url)
     return bases
@@ -168,7 +173,7 @@ class Clicks:
     statements. Alone, a click is committed at once. Every click is committed before its 302.
     """
 
-    CACHE_MAX = 100_000
+    CACHE_MAX = 50_000
 
     def __init__(self, db: Database, metrics: Metrics) -> None:
         self.db = db
