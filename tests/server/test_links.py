@@ -175,6 +175,11 @@ def test_own_short_link_refused_section9_5_1(
         "invalid",
         "destination",
     )
+    # Behind a TLS-terminating proxy the public scheme differs from what the server sees.
+    https = server.replace("http://", "https://")
+    assert_error(
+        private.post("/v1/links", json={"destination": f"{https}/l/abcdefgh"}), 422, "invalid", "destination"
+    )
     assert count(database, links, tenant) == 0
 
 
