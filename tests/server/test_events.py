@@ -214,9 +214,10 @@ def test_event_without_session_is_valid_6_4(public: httpx.Client, database: Data
 
 
 def test_secret_token_is_accepted_and_cors_applies_2_4(
-    private: httpx.Client, public: httpx.Client, database: Database, tenant: Tenant
+    private: httpx.Client, public: httpx.Client, http: httpx.Client, database: Database, tenant: Tenant
 ) -> None:
-    """§2: public endpoints take a secret token of the same business too; §4: CORS on /v1/track/*."""
+    """§2: public endpoints take a secret token of the same business too (none → 401); §4: CORS."""
+    assert_error(http.post("/v1/track/events", json=PAGE), 401, "unauthorized")
     assert_received(private.post("/v1/track/events", json=PAGE))
     origin = "https://shop.example.com"
     response = public.post("/v1/track/events", json=PAGE, headers={"Origin": origin})
@@ -227,10 +228,6 @@ def test_secret_token_is_accepted_and_cors_applies_2_4(
     )
     assert preflight.status_code == 204
     assert counts(database, tenant)["events"] == 2
-
-
-def test_missing_credential_401_2(http: httpx.Client) -> None:
-    assert_error(http.post("/v1/track/events", json=PAGE), 401, "unauthorized")
 
 
 # --- §5.2 session sighting ---------------------------------------------------------------------------------
