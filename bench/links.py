@@ -3,7 +3,7 @@
 Usage::
 
     .venv/bin/python -m bench.links [--engine sqlite|postgres] [--workers 1] [--duration 5]
-                                    [--connections 32] [--rounds 2]
+                                    [--connections 64] [--rounds 2]
 
 What it does, all on 127.0.0.1:
 
@@ -75,8 +75,9 @@ class Load:
 
     requests_per_second: float
     requests: int
-    errors: int
+    errors: int  # answers >= 400 and socket errors
     tool: str
+    timeouts: int = 0  # requests wrk gave up on (no answer within its 2 s timeout)
 
 
 def ensure_wrk() -> str | None:
@@ -106,9 +107,11 @@ def run_wrk(wrk: str, url: str, duration: float, connections: int, agent: str) -
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     errors = int(bad.group(1)) if bad else 0
+    timeouts = 0
     if socket_errors:
-        errors += sum(int(g) for g in socket_errors.groups())
-    return Load(rate, total, errors, "wrk")
+        connect, read, write, timeouts = (int(g) for g in socket_errors.groups())
+        errors += connect + read + write
+    return Load(rate, total, errors, "wrk", timeouts)
 
 
 def _client_worker(host: str, port: int, path: str, deadline: float, agent: str, queue: Any) -> None:
@@ -230,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--engine", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--workers", type=int, default=1, help="server worker processes (both servers)")
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per measurement")
-    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds of each measurement")
     parser.add_argument("--python-client", action="store_true", help="do not use wrk")
     args = parser.parse_args(argv)
@@ -294,6 +297,9 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             server.stop()
             drop(settings)
+        # The server's own complaints, if any, before the temporary folder goes.
+        log_lines = (folder / "server.log").read_text(errors="replace").splitlines()
+        complaints = [line for line in log_lines if "error" in line.lower()]
 
     best_redirect = max(r.requests_per_second for r in redirects)
     best_noop = max(n.requests_per_second for n in noops)
@@ -307,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     for index, (n, r) in enumerate(zip(noops, redirects, strict=True), 1):
         print(
             f"round {index}: no-op {n.requests_per_second:,.0f} req/s ({n.errors} errors), "
-            f"redirect {r.requests_per_second:,.0f} req/s ({r.errors} errors)"
+            f"redirect {r.requests_per_second:,.0f} req/s ({r.errors} errors, {r.timeouts} over 2 s)"
         )
     median = statistics.median(r.requests_per_second for r in redirects)
     print(f"redirects/s: {best_redirect:,.0f} (median {median:,.0f})")
@@ -321,6 +327,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} cores)"
     )
+    if complaints:
+        print(f"server log: {len(complaints)} error lines, last: {complaints[-1][:200]}")
     print(f"clicks recorded on the link: {clicks} (human redirects answered, warm-up included)")
     return 0
 
