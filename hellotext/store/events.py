@@ -335,7 +335,7 @@ def _stored_keys(conn: Connection, cursor: Any, business_id: int, keys: set[str]
     if len(keys) == 1:
         (key,) = keys
         row = _KEY_EXISTS.execute(cursor, conn.dialect.name, {"business_id": business_id, "client_id": key})
-        return keys if row.fetchone() is not None else set()
+        return {key} if row.fetchone() is not None else set()
     return _existing(conn, _EXISTING_KEYS, business_id, "keys", keys)
 
 
