@@ -291,23 +291,35 @@ def bench_timeline(db: Database, business_id: int, profile: str, mine: int, repe
 
 
 def explain(db: Database, business_id: int, profile: str) -> None:
-    """Print the plans of the timeline's statements (first page, no action filter)."""
-    shape = Shape(action=False, cursor=False, newer=False)
+    """Print the plans of the timeline's statements: first page, and a page down (cursor and floor)."""
     with db.engines.read.connect() as conn:
-        session_id = next(iter(attached_sessions(conn, business_id, profile)))
-        params = {"business_id": business_id, "profile_id": profile, "want": 26, "session_id": session_id}
-        statements = [("own events", own_events_statement(shape))]
-        if conn.dialect.name == "postgresql":
-            statements.append(("anonymous events of attached sessions", attached_events_statement(shape)))
-        else:
-            statements.append(("anonymous events of one attached session", session_events_statement(shape)))
-        for name, statement in statements:
-            bound = statement.params(**params)
-            compiled = bound.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
-            prefix = "EXPLAIN QUERY PLAN " if conn.dialect.name == "sqlite" else "EXPLAIN "
-            print(f"-- plan: {name}")
-            for row in conn.exec_driver_sql(prefix + str(compiled)):
-                print("   ", " | ".join(str(v) for v in row))
+        session_id = attached_sessions(conn, business_id, profile)[0]
+        now = time.time()
+        params = {
+            "business_id": business_id,
+            "profile_id": profile,
+            "want": 26,
+            "session_id": session_id,
+            "cursor_tracked_at": now - YEAR / 2,
+            "cursor_seq": 2**40,
+            "floor_tracked_at": now - YEAR / 2 - 86400,
+            "floor_seq": 0,
+        }
+        for shape in (Shape(False, False, False), Shape(False, True, False, floor=True)):
+            statements = [("own events", own_events_statement(shape))]
+            if conn.dialect.name == "postgresql":
+                statements.append(("anonymous events of attached sessions", attached_events_statement(shape)))
+            else:
+                statements.append(("anonymous events of one session", session_events_statement(shape)))
+            for name, statement in statements:
+                bound = statement.params(**params)
+                compiled = bound.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
+                prefix = "EXPLAIN QUERY PLAN " if conn.dialect.name == "sqlite" else "EXPLAIN "
+                print(
+                    f"-- plan: {name}, {'first page' if not shape.cursor else 'after a cursor, with a floor'}"
+                )
+                for row in conn.exec_driver_sql(prefix + str(compiled)):
+                    print("   ", " | ".join(str(v) for v in row))
 
 
 def attached_sessions(conn: Connection, business_id: int, profile: str) -> list[str]:

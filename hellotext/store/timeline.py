@@ -84,23 +84,30 @@ class Shape:
     floor: bool = False
 
 
+def _before(t: Any, s: Any) -> ColumnElement[bool]:
+    """``(tracked_at, seq) < (t, s)``, spelled so that both planners bound the index range on
+    ``tracked_at`` (a bare OR of the two cases is a filter to PostgreSQL: it walks from the newest)."""
+    tracked, seq = events.c.tracked_at, events.c.seq
+    return and_(tracked <= t, or_(tracked < t, seq < s))
+
+
+def _after(t: Any, s: Any) -> ColumnElement[bool]:
+    """``(tracked_at, seq) > (t, s)``, index-friendly as `_before`."""
+    tracked, seq = events.c.tracked_at, events.c.seq
+    return and_(tracked >= t, or_(tracked > t, seq > s))
+
+
 def _window(query: Select[Any], shape: Shape) -> Select[Any]:
     """Filter by action and cursor, order in the page's direction, limit to ``:want`` rows."""
     tracked, seq = events.c.tracked_at, events.c.seq
     if shape.action:
         query = query.where(events.c.action == bindparam("action"))
     if shape.cursor:
-        # Spelled out rather than as a row-value comparison so both planners keep the index range.
         t: Any = bindparam("cursor_tracked_at")
         s: Any = bindparam("cursor_seq")
-        if shape.newer:
-            query = query.where(or_(tracked > t, and_(tracked == t, seq > s)))
-        else:
-            query = query.where(or_(tracked < t, and_(tracked == t, seq < s)))
+        query = query.where(_after(t, s) if shape.newer else _before(t, s))
     if shape.floor:
-        ft: Any = bindparam("floor_tracked_at")
-        fs: Any = bindparam("floor_seq")
-        query = query.where(or_(tracked > ft, and_(tracked == ft, seq > fs)))
+        query = query.where(_after(bindparam("floor_tracked_at"), bindparam("floor_seq")))
     order = (tracked.asc(), seq.asc()) if shape.newer else (tracked.desc(), seq.desc())
     return query.order_by(*order).limit(bindparam("want", type_=Integer))
 
