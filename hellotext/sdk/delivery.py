@@ -243,8 +243,8 @@ class Delivery:
         queue.append(event)
         if self._thread is None:
             self._start()
-        if len(queue) >= self.options.batch_size:
-            self._wake.set()
+        if len(queue) >= self.options.batch_size and not self._wake.is_set():
+            self._wake.set()  # a full batch is waiting: no need to wait for the flush interval
         return event_id
 
     def _drop(self, event_id: str) -> None:
@@ -318,16 +318,25 @@ class Delivery:
         if thread is not None and thread is not threading.current_thread():
             thread.join(max(0.0, deadline - time.monotonic()))
             if thread.is_alive():
-                # Stuck in a request to a hung server: it is a daemon and will not hold up exit.
+                # Stuck in a request to a hung server: it is a daemon and will not hold up exit. Closing its
+                # connections makes that request fail instead of lingering, and leaks no socket.
                 logger.warning("hellotext: delivery worker still busy at close; giving up its events")
+                self._close_client()
                 return False
-        if self._http is not None:
-            self._http.close()
+        self._close_client()
         left = sum(1 for item in self._queue if not isinstance(item, _Flush))
         if left:
             self._give_up(left, "the delivery was closed")
             self._queue.clear()
         return settled and not left and self._failed == failed_before
+
+    def _close_client(self) -> None:
+        client, self._http = self._http, None
+        if client is not None:
+            try:
+                client.close()
+            except Exception:  # closing under a busy worker is best effort
+                logger.debug("hellotext: error while closing the delivery's connections", exc_info=True)
 
     def _at_exit(self) -> None:
         try:

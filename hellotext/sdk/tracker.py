@@ -58,6 +58,8 @@ logger = logging.getLogger("hellotext")
 #: Names `on` accepts; the last two are never emitted, accepted so code written for the official client runs.
 EVENT_NAMES = frozenset({"session-set", "utm-set", "forms:collected", "form:completed"})
 Listener = Callable[[Any], object]
+#: The server's limit on page URLs and paths (http-api §8.3).
+URL_MAX = 2048
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +184,9 @@ class _Tracker:
         self._owns_core = _core is None
         self.cookies: CookieJar = cookies if cookies is not None else MemoryCookieJar()
         self.url = url
+        # §7.2: a page opened with ?hello_preview (any value) tracks nothing.
+        self._preview = bool(url) and query_param(urlsplit(url or "").query, "hello_preview") is not None
+        self._last_page: tuple[str, str] | None = None
         self._listeners: dict[str, list[Listener]] = {}
         for name, callbacks in (listeners or {}).items():
             for callback in callbacks:
@@ -281,8 +286,11 @@ class _Tracker:
         self._emit("session-set", session)
 
     def _adopt_cookie_session(self) -> None:
-        cookie = usable_session(self.cookies.get(SESSION_COOKIE))
-        if cookie is not None and cookie != self._session:
+        raw = self.cookies.get(SESSION_COOKIE)
+        if raw is None or raw == self._session:
+            return  # the common case, checked without the session id rule: track() runs it every call
+        cookie = usable_session(raw)
+        if cookie is not None:
             self._session = cookie
             self._emit("session-set", cookie)
 
@@ -358,7 +366,7 @@ class _Tracker:
 
     def _event(self, action: str, params: dict[str, Any]) -> dict[str, Any] | None:
         """The event body in the browser's key order (§7.3); ``None`` in preview mode."""
-        if self.url and query_param(urlsplit(self.url).query, "hello_preview") is not None:
+        if self._preview:
             return None
         body: dict[str, Any] = {}
         session = self.session
@@ -372,11 +380,20 @@ class _Tracker:
         if "page" not in body:
             page_url = params.get("url") or self.url
             if isinstance(page_url, str) and page_url:
-                body["page"] = {"url": page_url, "path": urlsplit(page_url).path or "/"}
+                body["page"] = {"url": page_url[:URL_MAX], "path": self._path_of(page_url)}
         utm = read_utm(self.cookies.get(UTM_COOKIE))
         if utm:
             body["utm_params"] = utm
         return body
+
+    def _path_of(self, url: str) -> str:
+        # Pages repeat: remember the last URL's path instead of parsing the same URL on every call.
+        last = self._last_page
+        if last is not None and last[0] == url:
+            return last[1]
+        path = urlsplit(url).path[:URL_MAX] or "/"
+        self._last_page = (url, path)
+        return path
 
     def _preview_id(self) -> str:
         return self._core.delivery.new_id()
