@@ -9,7 +9,7 @@ import anyio.to_thread
 from sqlalchemy import Connection
 
 from hellotext.config import Settings
-from hellotext.store.engine import Engines, make_engines
+from hellotext.store.engine import Engines, make_engines, sqlite_lock_path
 from hellotext.store.migrate import migrate
 from hellotext.store.writer import Writer
 
@@ -31,6 +31,7 @@ class Database:
             self.engines.write,
             batch_max=settings.writer_batch_max,
             threads=1 if self.dialect == "sqlite" else 3,
+            lock_path=sqlite_lock_path(settings) if self.dialect == "sqlite" else None,
         )
 
     @classmethod

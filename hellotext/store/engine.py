@@ -52,6 +52,11 @@ def _sqlite_path(url: str) -> str:
     return path
 
 
+def sqlite_lock_path(settings: Settings) -> str:
+    """The file every process writing this SQLite database locks around its write transactions."""
+    return os.path.abspath(_sqlite_path(sqlalchemy_url(settings))) + "-writelock"
+
+
 def _make_sqlite(url: str, *, immediate: bool) -> Engine:
     path = _sqlite_path(url)
     parent = os.path.dirname(os.path.abspath(path))

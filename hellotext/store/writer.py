@@ -9,16 +9,27 @@ survives a crash.
 A unit that raises (a domain refusal, or a database error) must not take its neighbours down, nor leave a
 partial write: the whole batch is rolled back and each unit is run again in a transaction of its own. Units
 are therefore written to be re-runnable: they read the state they need inside their transaction.
+
+Waking the event loop is not free (a write to its self-pipe and a loop iteration): the results of one batch
+are handed to each event loop in a single call, not one call per request.
+
+On SQLite several server processes share one file. SQLite's own busy handler sleeps 1 to 100 ms between
+attempts to take the write lock, which would leave the lock idle most of the time; a process-shared file
+lock (`lock_path`) makes a waiting writer sleep in the kernel and wake the moment the lock is free.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import logging
+import os
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine
@@ -32,6 +43,27 @@ Unit = Callable[[Connection], Any]
 _STOP = object()
 
 
+class _Waiter:
+    """Where a unit's outcome goes: a thread's future, or an asyncio future on its loop."""
+
+    __slots__ = ("future", "loop")
+
+    def __init__(self, future: Future[Any] | asyncio.Future[Any], loop: asyncio.AbstractEventLoop | None):
+        self.future = future
+        self.loop = loop
+
+
+def _settle(pairs: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    """Runs on the event loop: resolve every asyncio future of a batch in one go."""
+    for future, result, exc in pairs:
+        if future.done():  # the request was cancelled (deadline); its write stands anyway
+            continue
+        if exc is not None:
+            future.set_exception(exc)
+        else:
+            future.set_result(result)
+
+
 class Writer:
     """A group-committing writer over one engine.
 
@@ -39,9 +71,13 @@ class Writer:
         engine: the write engine (SQLite: opens with ``BEGIN IMMEDIATE``).
         batch_max: the most units committed together.
         threads: writer threads (1 for SQLite, whose writes are serial anyway; a few for PostgreSQL).
+        lock_path: a file to ``flock`` around each transaction, shared by every process writing the same
+            SQLite database; ``None`` for PostgreSQL.
     """
 
-    def __init__(self, engine: Engine, *, batch_max: int = 512, threads: int = 1) -> None:
+    def __init__(
+        self, engine: Engine, *, batch_max: int = 512, threads: int = 1, lock_path: str | None = None
+    ) -> None:
         self._engine = engine
         self._batch_max = batch_max
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -49,6 +85,8 @@ class Writer:
             threading.Thread(target=self._run, name=f"hellotext-writer-{i}", daemon=True)
             for i in range(threads)
         ]
+        self._lock_path = lock_path
+        self._lock_fd: int | None = None
         self._started = False
         self.batches = 0
         self.units = 0
@@ -57,6 +95,8 @@ class Writer:
         """Start the writer threads."""
         if not self._started:
             self._started = True
+            if self._lock_path is not None:
+                self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
             for thread in self._threads:
                 thread.start()
 
@@ -69,16 +109,22 @@ class Writer:
         for thread in self._threads:
             thread.join(timeout=30)
         self._started = False
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     def submit(self, unit: Callable[[Connection], T]) -> Future[T]:
         """Queue `unit`; the future resolves after its transaction committed."""
         future: Future[T] = Future()
-        self._queue.put((unit, future))
+        self._queue.put((unit, _Waiter(future, None)))
         return future
 
     async def run(self, unit: Callable[[Connection], T]) -> T:
         """Queue `unit` and wait for its committed result."""
-        return await asyncio.wrap_future(self.submit(unit))
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put((unit, _Waiter(future, loop)))
+        return await future
 
     def run_sync(self, unit: Callable[[Connection], T]) -> T:
         """Blocking variant of `run`, for threads and the CLI."""
@@ -104,42 +150,71 @@ class Writer:
             if stop_after:
                 return
 
-    def _commit(self, batch: list[tuple[Unit, Future[Any]]]) -> None:
-        live = [(unit, fut) for unit, fut in batch if fut.set_running_or_notify_cancel()]
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        if self._lock_fd is None:
+            with self._engine.begin() as conn:
+                yield conn
+            return
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        try:
+            with self._engine.begin() as conn:
+                yield conn
+        finally:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    def _commit(self, batch: list[tuple[Unit, _Waiter]]) -> None:
+        live = [
+            (unit, waiter)
+            for unit, waiter in batch
+            if waiter.loop is not None or waiter.future.set_running_or_notify_cancel()  # type: ignore[union-attr]
+        ]
         if not live:
             return
-        results: list[Any] = []
+        outcomes: list[tuple[Any, BaseException | None]] = []
         try:
-            with self._engine.begin() as conn:
+            with self._transaction() as conn:
                 for unit, _ in live:
-                    results.append(unit(conn))
+                    outcomes.append((unit(conn), None))
         except Exception as exc:
             if len(live) == 1:
-                self._fail(live[0][1], exc)
+                outcomes = [(None, self._failed(exc))]
             else:
                 # Someone in the batch failed: give every unit a transaction of its own.
-                for unit, fut in live:
-                    self._commit_alone(unit, fut)
-            return
+                outcomes = [self._alone(unit) for unit, _ in live]
         self.batches += 1
         self.units += len(live)
-        for (_, fut), result in zip(live, results, strict=True):
-            fut.set_result(result)
+        self._deliver([waiter for _, waiter in live], outcomes)
 
-    def _commit_alone(self, unit: Unit, fut: Future[Any]) -> None:
+    def _alone(self, unit: Unit) -> tuple[Any, BaseException | None]:
         try:
-            with self._engine.begin() as conn:
-                result = unit(conn)
+            with self._transaction() as conn:
+                return unit(conn), None
         except Exception as exc:
-            self._fail(fut, exc)
-            return
-        self.batches += 1
-        self.units += 1
-        fut.set_result(result)
+            return None, self._failed(exc)
 
     @staticmethod
-    def _fail(fut: Future[Any], exc: Exception) -> None:
+    def _failed(exc: Exception) -> Exception:
         if not isinstance(exc, ProblemError):
             # Domain refusals are the caller's business; anything else is a fault worth a log line.
             log.error("write failed: %s: %s", type(exc).__name__, exc)
-        fut.set_exception(exc)
+        return exc
+
+    @staticmethod
+    def _deliver(waiters: list[_Waiter], outcomes: list[tuple[Any, BaseException | None]]) -> None:
+        per_loop: dict[
+            asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any, BaseException | None]]
+        ] = {}
+        for waiter, (result, exc) in zip(waiters, outcomes, strict=True):
+            if waiter.loop is None:
+                future: Any = waiter.future
+                if exc is not None:
+                    future.set_exception(exc)
+                else:
+                    future.set_result(result)
+            else:
+                per_loop.setdefault(waiter.loop, []).append((waiter.future, result, exc))  # type: ignore[arg-type]
+        for loop, pairs in per_loop.items():
+            # A closed loop (shutdown) has nobody waiting any more.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_settle, pairs)
