@@ -143,7 +143,10 @@ def tracked_at(value: object, now: float, parameter: str = "tracked_at") -> floa
         assert isinstance(value, int | float)
         if isinstance(value, float) and not math.isfinite(value):
             raise invalid(parameter, f"{parameter} must be a finite number")
-        moment = float(value)
+        try:
+            moment = float(value)
+        except OverflowError:  # an integer beyond any float: far outside the window anyway
+            raise invalid(parameter, f"{parameter} is out of range") from None
     elif isinstance(value, str):
         parsed = parse_iso8601(value)
         if parsed is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from hellotext.core.values import find_nul
 from hellotext.errors import Problem, ProblemError
@@ -75,11 +75,15 @@ async def read_raw(request: Request, limit: int) -> bytes:
             raise _too_large(limit)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(limit)
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(limit)
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # The client left mid-body: nothing is written, and nobody will read this answer.
+        raise _fail("malformed_json", None, "the request body was cut short", 400) from None
     return b"".join(chunks)
 
 
