@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -55,6 +56,7 @@ class MetricsMiddleware:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        self._cache: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -75,5 +77,19 @@ class MetricsMiddleware:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             method = scope["method"] if scope["method"] in _KNOWN_METHODS else "OTHER"
-            self.metrics.requests.labels(method, template, str(status)).inc()
-            self.metrics.duration.labels(method, template).observe(time.perf_counter() - start)
+            counter, histogram = self._children(method, template, status)
+            counter.inc()
+            histogram.observe(time.perf_counter() - start)
+
+    def _children(self, method: str, template: str, status: int) -> tuple[Any, Any]:
+        # `labels()` takes a lock and builds a tuple key on every call; the label sets are few (routes x
+        # methods x statuses), so their children are looked up once and kept.
+        key = (method, template, status)
+        children = self._cache.get(key)
+        if children is None:
+            children = (
+                self.metrics.requests.labels(method, template, str(status)),
+                self.metrics.duration.labels(method, template),
+            )
+            self._cache[key] = children
+        return children
