@@ -108,19 +108,32 @@ def _rows_to_links(conn: Connection, business_id: int, rows: Sequence[Any]) -> l
     return [_row_to_link(row, live) for row in rows]
 
 
-def unused_codes(conn: Connection, count: int) -> list[str]:
-    """`count` distinct fresh codes that no link of any business holds (codes are server-wide).
+def fresh_codes(count: int) -> list[str]:
+    """`count` distinct new codes (8 base62 characters from the CSPRNG).
 
-    Collisions are astronomically rare (62**8 codes), but checked and redrawn all the same.
+    They are not checked against stored links: with 62**8 (2 * 10**14) codes a clash is rare enough
+    that the unique index on `code` is the check. A clash fails the insert, and the creation is run
+    again with new codes (see `create_links`). Looking the codes up first would cost more than it
+    saves: 10,000 codes in IN lists on a table PostgreSQL has not analysed yet take seconds.
     """
     codes: set[str] = set()
     while len(codes) < count:
-        drawn = {new_code(CODE_LENGTH) for _ in range(count - len(codes))} - codes
-        taken: set[str] = set()
-        for chunk in _chunks(sorted(drawn)):
-            taken.update(conn.execute(select(links.c.code).where(links.c.code.in_(chunk))).scalars())
-        codes |= drawn - taken
+        codes.add(new_code(CODE_LENGTH))
     return list(codes)
+
+
+_LINK_COLUMNS = (
+    "business_id",
+    "id",
+    "code",
+    "destination",
+    "profile_id",
+    "campaign",
+    "utm",
+    "clicks",
+    "created_at",
+)
+_COPY_LINKS = f"COPY links ({', '.join(_LINK_COLUMNS)}) FROM STDIN"
 
 
 def create_links(
@@ -128,9 +141,10 @@ def create_links(
 ) -> list[Link]:
     """Create links, all or nothing (§9.5.1, §9.5.2), in request order.
 
-    Profiles are checked with one query for the whole batch; rows go in with one executemany.
-    A code taken concurrently between the check and the insert makes the insert fail with an
-    integrity error: the caller runs the unit again and fresh codes are drawn.
+    Profiles are checked with one query for the whole batch; rows go in with one executemany (SQLite)
+    or one COPY (PostgreSQL). A code that exists already (see `fresh_codes`) makes the insert fail
+    with an integrity error (SQLAlchemy's or the driver's): nothing of the unit stays, and the caller
+    runs it again, which draws new codes.
 
     Args:
         batch: report unknown profiles as ``links[i].profile`` instead of ``profile``.
@@ -152,7 +166,7 @@ def create_links(
                 if spec.profile in missing
             ]
             raise NotFound(problems[:_NOT_FOUND_MAX])
-    codes = unused_codes(conn, len(specs))
+    codes = fresh_codes(len(specs))
     created = [
         Link(
             business_id=business_id,
@@ -167,23 +181,31 @@ def create_links(
         )
         for spec, code in zip(specs, codes, strict=True)
     ]
-    conn.execute(
-        insert(links),
-        [
-            {
-                "business_id": business_id,
-                "id": link.id,
-                "code": link.code,
-                "destination": link.destination,
-                "profile_id": link.profile,
-                "campaign": link.campaign,
-                "utm": codec.dumps_or_none(link.utm),
-                "clicks": 0,
-                "created_at": now,
-            }
-            for link in created
-        ],
-    )
+    rows = [
+        (
+            business_id,
+            link.id,
+            link.code,
+            link.destination,
+            link.profile,
+            link.campaign,
+            codec.dumps_or_none(link.utm),
+            0,
+            now,
+        )
+        for link in created
+    ]
+    if conn.dialect.name == "postgresql":
+        # COPY loads a 10,000-link batch several times faster than an executemany of INSERTs.
+        cursor = conn.connection.cursor()
+        try:
+            with cursor.copy(_COPY_LINKS) as copy:
+                for row in rows:
+                    copy.write_row(row)
+        finally:
+            cursor.close()
+    else:
+        conn.execute(insert(links), [dict(zip(_LINK_COLUMNS, row, strict=True)) for row in rows])
     return created
 
 

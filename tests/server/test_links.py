@@ -770,3 +770,37 @@ def test_click_falls_back_to_a_fresh_session_when_the_minted_one_exists(
     assert session_row(database, tenant, session).profile_id == target
     assert session_row(database, tenant, taken).profile_id == owner
     assert counts(database, tenant)[1:] == (2, 1, 1)
+
+
+def test_code_collision_is_retried_section9_5_1(
+    database: Database, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Injected failure (a collision among 62**8 codes cannot be produced for real): the first draw
+    repeats an existing code, the insert fails, nothing stays, and the creation is retried."""
+    from hellotext.core.ids import new_code
+    from hellotext.core.links import LinkSpec
+    from hellotext.server import app as app_module
+    from hellotext.store import links as store_links
+    from hellotext.store.links import create_links
+
+    spec = LinkSpec("https://x.test/", None, None, None)
+    [existing] = database.write_sync(lambda c: create_links(c, tenant.pk, [spec], time.time()))
+    draws = iter([existing.code])
+    monkeypatch.setattr(store_links, "new_code", lambda n=8: next(draws, None) or new_code(n))
+    application = app_module.create_app(database.settings, database=database)
+
+    async def post(body: dict[str, Any], path: str) -> httpx.Response:
+        async with application.router.lifespan_context(application):
+            transport = httpx.ASGITransport(app=application)
+            headers = {"Authorization": f"Bearer {tenant.token}"}
+            async with httpx.AsyncClient(transport=transport, base_url="http://t", headers=headers) as client:
+                return await client.post(path, json=body)
+
+    response = asyncio.run(post({"destination": "https://x.test/retried"}, "/v1/links"))
+    assert response.status_code == 201, response.text
+    assert response.json()["code"] != existing.code
+    draws = iter([existing.code])
+    batch = asyncio.run(post({"links": [{"destination": "https://x.test/a"}] * 3}, "/v1/links/batch"))
+    assert batch.status_code == 201, batch.text
+    assert existing.code not in {link["code"] for link in batch.json()["links"]}
+    assert count(database, links, tenant) == 5

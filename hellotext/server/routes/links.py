@@ -92,10 +92,12 @@ def own_bases(settings: Settings, request: Request) -> list[str]:
 async def _create(db: Database, unit: Callable[[Connection], T]) -> T:
     # A code can be taken by a concurrent creation between our check and our insert; the unit
     # draws fresh codes each time it runs, so running it again is the retry.
+    # The PostgreSQL path loads rows with COPY on the driver, whose own IntegrityError comes through.
+    retryable = (IntegrityError, getattr(db.engines.write.dialect.dbapi, "IntegrityError", IntegrityError))
     for attempt in range(1, CREATE_ATTEMPTS + 1):
         try:
             return await db.write(unit)
-        except IntegrityError:
+        except retryable:
             if attempt == CREATE_ATTEMPTS:
                 raise
     raise AssertionError("unreachable")
