@@ -205,7 +205,7 @@ def links_create(
 
     from hellotext.core.links import parse_link
     from hellotext.store import businesses
-    from hellotext.store.links import create_links
+    from hellotext.store.links import clash_errors, create_links
 
     base = (base_url or _settings().link_base_url or "").rstrip("/")
     if base and not base.startswith(("http://", "https://")):
@@ -218,7 +218,13 @@ def links_create(
         business = db.read_sync(lambda c: businesses.business_by_public_id(c, business_id))
         if business is None:
             raise click.ClickException(f"no business with id {business_id}")
-        [link] = db.write_sync(lambda c: create_links(c, business.pk, [spec], time.time()))
+        for attempt in range(3):  # a drawn code that exists already fails the insert: draw again
+            try:
+                [link] = db.write_sync(lambda c: create_links(c, business.pk, [spec], time.time()))
+                break
+            except clash_errors(db):
+                if attempt == 2:
+                    raise
     finally:
         db.close()
     data = link.as_json(base)

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from hellotext.core.ids import new_code, new_id
 from hellotext.core.links import CODE_LENGTH, LinkSpec, click_utm
@@ -23,6 +24,9 @@ from hellotext.store.events import DriverStatement
 from hellotext.store.pages import page_by_seq
 from hellotext.store.schema import events, links, profiles, sessions
 from hellotext.store.sessions import attach_session, see_session
+
+if TYPE_CHECKING:
+    from hellotext.store.database import Database
 
 CLICK_ACTION = "short_link.clicked"
 # Rows per IN (...) lookup: well under every engine's limit on bound parameters.
@@ -120,6 +124,13 @@ def fresh_codes(count: int) -> list[str]:
     while len(codes) < count:
         codes.add(new_code(CODE_LENGTH))
     return list(codes)
+
+
+def clash_errors(db: Database) -> tuple[type[Exception], ...]:
+    """What a code clash raises from `create_links`: SQLAlchemy's IntegrityError, or the driver's own
+    (the PostgreSQL path loads rows with COPY on the driver's cursor)."""
+    driver: type[Exception] = getattr(db.engines.write.dialect.dbapi, "IntegrityError", IntegrityError)
+    return (IntegrityError, driver)
 
 
 _LINK_COLUMNS = (

@@ -8,7 +8,6 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection
-from sqlalchemy.exc import IntegrityError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -37,6 +36,7 @@ from hellotext.store.links import (
     Click,
     ClickOutcome,
     Link,
+    clash_errors,
     create_links,
     get_link,
     link_by_code,
@@ -90,10 +90,9 @@ def own_bases(settings: Settings, request: Request) -> list[str]:
 
 
 async def _create(db: Database, unit: Callable[[Connection], T]) -> T:
-    # A code can be taken by a concurrent creation between our check and our insert; the unit
-    # draws fresh codes each time it runs, so running it again is the retry.
-    # The PostgreSQL path loads rows with COPY on the driver, whose own IntegrityError comes through.
-    retryable = (IntegrityError, getattr(db.engines.write.dialect.dbapi, "IntegrityError", IntegrityError))
+    # A drawn code may exist already (see `fresh_codes`): the insert fails, nothing stays, and running
+    # the unit again, which draws new codes, is the retry.
+    retryable = clash_errors(db)
     for attempt in range(1, CREATE_ATTEMPTS + 1):
         try:
             return await db.write(unit)
