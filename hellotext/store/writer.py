@@ -27,6 +27,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
@@ -37,6 +38,18 @@ from sqlalchemy import Connection, Engine
 from hellotext.errors import ProblemError
 
 log = logging.getLogger("hellotext.writer")
+
+# PostgreSQL aborts one of two transactions that wait on each other (40P01) or cannot be serialised
+# (40001); with several writer threads and processes, two group commits can lock the same new rows (a
+# session, an identity) in opposite orders. Nothing of the aborted transaction stays: run it again.
+_TRANSIENT_SQLSTATES = frozenset({"40P01", "40001"})
+_TRANSIENT_ATTEMPTS = 5
+
+
+def _transient(exc: BaseException) -> bool:
+    """Whether the database rolled the transaction back for a reason that running it again removes."""
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) in _TRANSIENT_SQLSTATES
+
 
 T = TypeVar("T")
 Unit = Callable[[Connection], Any]
@@ -177,21 +190,27 @@ class Writer:
                 for unit, _ in live:
                     outcomes.append((unit(conn), None))
         except Exception as exc:
-            if len(live) == 1:
+            if len(live) == 1 and not _transient(exc):
                 outcomes = [(None, self._failed(exc))]
             else:
-                # Someone in the batch failed: give every unit a transaction of its own.
+                # Someone in the batch failed, or the database aborted the batch (a deadlock with a
+                # concurrent transaction): give every unit a transaction of its own.
                 outcomes = [self._alone(unit) for unit, _ in live]
         self.batches += 1
         self.units += len(live)
         self._deliver([waiter for _, waiter in live], outcomes)
 
     def _alone(self, unit: Unit) -> tuple[Any, BaseException | None]:
-        try:
-            with self._transaction() as conn:
-                return unit(conn), None
-        except Exception as exc:
-            return None, self._failed(exc)
+        for attempt in range(_TRANSIENT_ATTEMPTS):
+            try:
+                with self._transaction() as conn:
+                    return unit(conn), None
+            except Exception as exc:
+                if not _transient(exc) or attempt == _TRANSIENT_ATTEMPTS - 1:
+                    return None, self._failed(exc)
+                # Rolled back by the database; the unit re-reads what it needs, so running it again is safe.
+                time.sleep(0.002 * (attempt + 1))
+        raise AssertionError("unreachable")
 
     @staticmethod
     def _failed(exc: Exception) -> Exception:
