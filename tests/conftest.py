@@ -24,6 +24,7 @@ from hellotext.config import Settings
 from hellotext.store import businesses
 from hellotext.store.database import Database
 from hellotext.store.engine import sqlalchemy_url
+from tests.chromium import browser, playwright  # noqa: F401 - shared session fixtures
 from tests.servers import ServerProcess
 
 ENGINE = os.environ.get("HELLOTEXT_TEST_ENGINE", "sqlite")

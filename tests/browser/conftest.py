@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import socket
 import threading
 from collections.abc import Iterator
@@ -30,34 +29,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, Request, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Request
 
-CHROMIUM = os.environ.get("HELLOTEXT_CHROMIUM", "/usr/bin/chromium")
-SHOP = "shop.example.test"
-WWW = "www.example.test"
-LINKS = "links.example.test"
-# Host names of the root-domain table (browser-sdk §5.4), also mapped to 127.0.0.1.
-TABLE_HOSTS = [
-    "example.com",
-    "shop.example.com",
-    "www.store.com.br",
-    "x.co.uk",
-    "mystore.myshopify.com",
-    "secure.mystore.myshopify.com",
-    "www.abc.de",
-]
-HOSTS = [SHOP, WWW, LINKS, *TABLE_HOSTS]
-LAUNCH_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--host-resolver-rules=" + ", ".join(f"MAP {host} 127.0.0.1" for host in HOSTS),
-]
+from tests.chromium import CHROMIUM, HOSTS, LAUNCH_ARGS, LINKS, SHOP, TABLE_HOSTS, WWW  # noqa: F401
+
 UUID4 = r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
 
 # Wraps fetch to remember what the SDK asked for (keepalive and credentials are not visible on the wire);
@@ -182,23 +157,6 @@ def site(server: str) -> Iterator[PageServer]:
         httpd.shutdown()
         httpd.server_close()
         thread.join(timeout=10)
-
-
-@pytest.fixture(scope="session")
-def playwright() -> Iterator[Playwright]:
-    """The Playwright driver."""
-    with sync_playwright() as driver:
-        yield driver
-
-
-@pytest.fixture(scope="session")
-def browser(playwright: Playwright) -> Iterator[Browser]:
-    """Debian's Chromium, headless (no downloaded browser builds)."""
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium package (scripts/test does)")
-    instance = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
-    yield instance
-    instance.close()
 
 
 @pytest.fixture

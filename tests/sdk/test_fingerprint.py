@@ -8,26 +8,17 @@ public ``identify`` on a page served from 127.0.0.1, a secure context, so the SH
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import unquote
 
 import pytest
+from playwright.sync_api import Browser
 
 from hellotext import Hellotext, MemoryCookieJar
 from hellotext.sdk.fingerprint import canonical_json, fingerprint, js_number
 from tests.sdk.sink import STATIC, Sink, running_sink
-
-CHROMIUM = os.environ.get("HELLOTEXT_CHROMIUM", "/usr/bin/chromium")
-LAUNCH_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-]
 
 # (name, external id as JS source, options as JS source, external id in Python, options in Python)
 TABLE: list[tuple[str, str, str, Any, dict[str, Any]]] = [
@@ -235,12 +226,10 @@ def page_sink() -> Iterator[Sink]:
 
 
 @pytest.mark.browser
-def test_fingerprint_equals_the_browser_sdk_in_chromium_8_2(page_sink: Sink) -> None:
+def test_fingerprint_equals_the_browser_sdk_in_chromium_8_2(page_sink: Sink, browser: Browser) -> None:
     """§8.2: for every row of the table, hellotext.js in Chromium writes the fingerprint Python computes."""
     if not (STATIC / "hellotext.js").exists():
         pytest.fail("hellotext/server/static/hellotext.js is missing")
-    from playwright.sync_api import sync_playwright
-
     script_rows = ",".join(f"[{js_id}, {js_options}]" for _, js_id, js_options, _, _ in TABLE)
     program = f"""async () => {{
         await Hellotext.initialize('biz', {{session: 'abc'}})
@@ -255,15 +244,13 @@ def test_fingerprint_equals_the_browser_sdk_in_chromium_8_2(page_sink: Sink) -> 
         }}
         return out
     }}"""
-    with sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
-        try:
-            page = browser.new_page()
-            page.goto(page_sink.url + "/")
-            assert page.evaluate("window.isSecureContext and !!crypto.subtle".replace(" and ", " && "))
-            browser_values = [unquote(v) for v in page.evaluate(program)]
-        finally:
-            browser.close()
+    page = browser.new_page()
+    try:
+        page.goto(page_sink.url + "/")
+        assert page.evaluate("window.isSecureContext and !!crypto.subtle".replace(" and ", " && "))
+        browser_values = [unquote(v) for v in page.evaluate(program)]
+    finally:
+        page.close()
     python_values = [
         _python_fingerprint(py_id, py_options, page_sink) for _, _, _, py_id, py_options in TABLE
     ]
