@@ -17,20 +17,13 @@ _last_ms = 0
 _counter = 0
 
 
-def _base62(number: int, width: int) -> str:
-    chars = []
-    for _ in range(width):
-        number, rem = divmod(number, 62)
-        chars.append(BASE62[rem])
-    return "".join(reversed(chars))
-
-
 def new_id() -> str:
-    """A 20-character, URL-safe, time-ordered id with 64 random bits from the CSPRNG.
+    """A 32-character, URL-safe, time-ordered id with 64 random bits from the CSPRNG.
 
-    Ids are time-ordered (48-bit milliseconds first, then a per-process counter) so that the indexes
+    Ids are time-ordered (48-bit milliseconds first, then a 16-bit per-process counter) so that the indexes
     that hold them grow at one end instead of splitting pages at random, and so that ids minted by one
-    process sort in creation order. The random tail keeps them unguessable.
+    process sort in creation order. The random tail keeps them unguessable. Hex keeps byte order in text
+    order and is encoded in C (ids are minted on the ingest hot path).
     """
     global _last_ms, _counter
     now = int(time.time() * 1000)
@@ -38,14 +31,15 @@ def new_id() -> str:
         if now <= _last_ms:
             now = _last_ms
             _counter += 1
+            if _counter > 0xFFFF:  # more than 65,536 ids in one millisecond: borrow the next one
+                now = _last_ms = now + 1
+                _counter = 0
         else:
             _last_ms = now
             _counter = 0
-        counter = _counter & 0xFFFF
-    value = (now << 80) | (counter << 64) | int.from_bytes(os.urandom(8), "big")
-    # 128 bits fit in 22 base62 digits; the top bits of the timestamp are zero for millennia, so 20 suffice
-    # until the year 10889 (62**20 > 2**119).
-    return _base62(value, 22)[2:]
+        counter = _counter
+    raw = now.to_bytes(6, "big") + counter.to_bytes(2, "big") + os.urandom(8)
+    return raw.hex()
 
 
 def new_code(length: int = 8) -> str:

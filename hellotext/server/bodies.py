@@ -32,30 +32,20 @@ def _is_json_type(content_type: str) -> bool:
     return kind == "application" and sub.endswith("+json")
 
 
-def depth_exceeds(data: bytes, limit: int = MAX_DEPTH) -> bool:
-    """Whether JSON text nests objects/arrays deeper than `limit` (brackets inside strings ignored)."""
-    # Fast path: too few brackets to nest that deep.
-    if data.count(b"[") + data.count(b"{") <= limit:
-        return False
-    depth = 0
-    in_string = False
-    escaped = False
-    for byte in data:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif byte == 0x5C:  # backslash
-                escaped = True
-            elif byte == 0x22:
-                in_string = False
-        elif byte == 0x22:
-            in_string = True
-        elif byte in (0x5B, 0x7B):
-            depth += 1
-            if depth > limit:
-                return True
-        elif byte in (0x5D, 0x7D):
-            depth -= 1
+def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether a decoded JSON value nests objects/arrays deeper than `limit` (the top level is depth 1).
+
+    Walks containers only, iteratively, and stops at the first one past the limit.
+    """
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        for child in children:
+            if isinstance(child, dict | list):
+                stack.append((child, depth + 1))
     return False
 
 
@@ -93,17 +83,21 @@ def decode_json_object(data: bytes, content_type: str | None) -> dict[str, Any]:
         return {}
     if content_type is None or not _is_json_type(content_type):
         raise _fail("unsupported_media_type", None, "the request body must be sent as application/json", 415)
-    if depth_exceeds(data):
-        raise _fail("malformed_json", None, f"the JSON body nests deeper than {MAX_DEPTH} levels", 400)
     try:
+        # The decoder has its own recursion guard, so very deep text fails here, cheaply and safely.
         value = _decoder.decode(data)
     except (msgspec.DecodeError, msgspec.ValidationError, RecursionError, ValueError):
         raise _fail("malformed_json", None, "the request body is not valid JSON", 400) from None
+    # Only text with enough brackets can nest too deep, and only text with the escape can hold U+0000
+    # (a raw NUL byte is already refused by the decoder): the walks are skipped for most bodies.
+    if data.count(b"[") + data.count(b"{") > MAX_DEPTH and isinstance(value, dict | list) and too_deep(value):
+        raise _fail("malformed_json", None, f"the JSON body nests deeper than {MAX_DEPTH} levels", 400)
     if not isinstance(value, dict):
         raise _fail("invalid", None, "the request body must be a JSON object", 422)
-    where = find_nul(value)
-    if where is not None:
-        raise _fail("invalid", where, "strings must not contain the NUL character", 422)
+    if b"\\u0000" in data:
+        where = find_nul(value)
+        if where is not None:
+            raise _fail("invalid", where, "strings must not contain the NUL character", 422)
     return value
 
 
