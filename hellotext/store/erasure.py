@@ -51,21 +51,28 @@ def erase_profile(conn: Connection, business_id: int, profile_id: str) -> Erasur
     ).first()
     if found is None:
         return None
-    attached = select(sessions.c.id).where(
-        sessions.c.business_id == business_id, sessions.c.profile_id == profile_id
-    )
-    anonymous = conn.execute(
-        delete(events).where(
-            events.c.business_id == business_id,
-            events.c.profile_id.is_(None),
-            events.c.session_id.in_(attached),
+    # Sessions go first: deleting them waits for any ingest still writing on them (it holds their rows), so
+    # the events deleted next include that ingest's, and nothing is left behind on an erased session id.
+    attached = [
+        row[0]
+        for row in conn.execute(
+            delete(sessions)
+            .where(sessions.c.business_id == business_id, sessions.c.profile_id == profile_id)
+            .returning(sessions.c.id)
         )
-    ).rowcount
+    ]
+    erased_sessions = len(attached)
+    anonymous = 0
+    for start in range(0, len(attached), 500):
+        anonymous += conn.execute(
+            delete(events).where(
+                events.c.business_id == business_id,
+                events.c.profile_id.is_(None),
+                events.c.session_id.in_(attached[start : start + 500]),
+            )
+        ).rowcount
     own = conn.execute(
         delete(events).where(events.c.business_id == business_id, events.c.profile_id == profile_id)
-    ).rowcount
-    erased_sessions = conn.execute(
-        delete(sessions).where(sessions.c.business_id == business_id, sessions.c.profile_id == profile_id)
     ).rowcount
     erased_identities = conn.execute(
         delete(identities).where(

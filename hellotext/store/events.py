@@ -24,6 +24,7 @@ from hellotext.store import codec
 from hellotext.store.actions import DeclaredActions
 from hellotext.store.identities import resolve_identity
 from hellotext.store.objects import object_json, object_types, objects_by_id
+from hellotext.store.profiles import profile_exists
 from hellotext.store.schema import events, identities, objects, profiles, sessions
 from hellotext.store.sessions import attach_session
 
@@ -485,8 +486,17 @@ class _Rows:
             source, user_id = identity
             key = {"business_id": self.business_id, "source": source, "user_id": user_id}
             row = _IDENTITY.execute(self.cursor, self.dialect, key).fetchone()
-            if row is not None:
-                profile_id = str(row[0])
+            found = None if row is None else str(row[0])
+            if (
+                found is not None
+                and self.dialect == "postgresql"
+                and not profile_exists(self.conn, self.business_id, found, lock=True)
+            ):
+                # An erasure of that profile committed while we waited for the key-share lock (which
+                # makes an erasure running now wait for this event instead): the identity is gone with it.
+                found = None
+            if found is not None:
+                profile_id = found
             else:
                 profile_id, _ = resolve_identity(self.conn, self.business_id, source, user_id, self.now)
             self.identities[identity] = profile_id
