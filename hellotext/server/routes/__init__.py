@@ -20,6 +20,7 @@ def all_routes() -> list[BaseRoute]:
     )
 
     routes: list[BaseRoute] = []
-    for module in (health, public, events, identifications, actions, sessions, profiles, links, static):
+    # Starlette tries routes in order: the hot paths (event ingest, link redirects) come first.
+    for module in (events, links, public, identifications, sessions, profiles, actions, health, static):
         routes.extend(module.routes)
     return routes
