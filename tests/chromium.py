@@ -1,8 +1,9 @@
 """One headless Chromium (Debian's, driven by Playwright) for every test that needs a browser.
 
-Playwright's sync driver runs an event loop of its own: two drivers alive in one process collide, so the
-driver and the browser are session fixtures shared by tests/browser and tests/sdk (re-exported by
-tests/conftest.py).
+Playwright's sync driver runs an event loop of its own on the main thread: two drivers alive at once
+collide, and while one lives `asyncio.run` fails elsewhere. So the driver and the browser are module
+fixtures, defined once for tests/browser and tests/sdk (re-exported by tests/conftest.py): they end with
+the module that used them.
 """
 
 from __future__ import annotations
@@ -42,14 +43,14 @@ LAUNCH_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
     """The Playwright driver."""
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     """Debian's Chromium, headless (no downloaded browser builds)."""
     if not os.path.exists(CHROMIUM):
