@@ -169,25 +169,8 @@ class DriverStatement:
         return count
 
 
-_EVENT_KEYS = (
-    "business_id",
-    "id",
-    "action",
-    "profile_id",
-    "session_id",
-    "tracked_at",
-    "received_at",
-    "amount",
-    "currency",
-    "url",
-    "page",
-    "utm",
-    "metadata",
-    "object_id",
-    "client_id",
-    "via",
-    "raw",
-)
+# Every column but `seq`, in table order: what an event insert provides (also used by store/links.py).
+EVENT_KEYS = tuple(column.name for column in events.columns if column.name != "seq")
 _OBJECT_KEYS = ("business_id", "id", "object_type", "source", "reference", "data", "created_at")
 _NATURAL_WHERE = objects.c.source.isnot(None) & objects.c.reference.isnot(None)
 
@@ -214,7 +197,7 @@ _INSERT_EVENTS = DriverStatement(
             index_elements=["business_id", "client_id"], index_where=events.c.client_id.isnot(None)
         )
     ),
-    _EVENT_KEYS,
+    EVENT_KEYS,
 )
 _KEY_EXISTS = DriverStatement(
     lambda d: select(events.c.seq).where(
@@ -537,7 +520,7 @@ class _Rows:
         return object_id
 
     def event_row(self, item: EventInput, via: str) -> tuple[Any, ...]:
-        """The `events` row of an accepted event, in `_EVENT_KEYS` (table) order."""
+        """The `events` row of an accepted event, in `EVENT_KEYS` (table) order."""
         profile_id = item.profile
         if profile_id is None and item.identity is not None:
             profile_id = self.profile(item.identity)

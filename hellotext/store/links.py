@@ -20,7 +20,7 @@ from hellotext.core.links import CODE_LENGTH, LinkSpec, click_utm
 from hellotext.core.pages import Page, PageRequest
 from hellotext.errors import NotFound, Problem
 from hellotext.store import codec
-from hellotext.store.events import DriverStatement
+from hellotext.store.events import EVENT_KEYS, DriverStatement
 from hellotext.store.pages import page_by_seq
 from hellotext.store.schema import events, links, profiles, sessions
 from hellotext.store.sessions import attach_session, see_session
@@ -336,29 +336,10 @@ _SESSION_KEYS = (
     "attached_via",
     "utm",
 )
-_EVENT_KEYS = (
-    "business_id",
-    "id",
-    "action",
-    "profile_id",
-    "session_id",
-    "tracked_at",
-    "received_at",
-    "amount",
-    "currency",
-    "url",
-    "page",
-    "utm",
-    "metadata",
-    "object_id",
-    "client_id",
-    "via",
-    "raw",
-)
 # The click hot path runs on the driver's cursor (see `DriverStatement`): SQLAlchemy's per-row parameter
 # processing costs more than SQLite spends inserting the rows.
 _INSERT_SESSIONS = DriverStatement(lambda d: d.insert(sessions).inline(), _SESSION_KEYS)
-_INSERT_EVENTS = DriverStatement(lambda d: d.insert(events).inline(), _EVENT_KEYS)
+_INSERT_EVENTS = DriverStatement(lambda d: d.insert(events).inline(), EVENT_KEYS)
 _ADD_CLICKS = DriverStatement(lambda d: _COUNT_CLICKS)
 
 

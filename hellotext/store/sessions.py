@@ -89,20 +89,7 @@ def attach_session(
         The owner after the update: `profile_id` when this call won or it was already attached to it,
         another profile id on conflict, ``None`` if the session does not exist.
     """
-    result = conn.execute(
-        update(sessions)
-        .where(
-            and_(
-                sessions.c.business_id == business_id,
-                sessions.c.id == session_id,
-                sessions.c.profile_id.is_(None),
-            )
-        )
-        .values(profile_id=profile_id, attached_at=now, attached_via=via)
-    )
-    if result.rowcount == 1:
-        return profile_id
-    return session_owner(conn, business_id, session_id)
+    return attach_or_owner(conn, business_id, session_id, profile_id, via, now)[0]
 
 
 def attach_or_owner(
