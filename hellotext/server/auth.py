@@ -158,6 +158,26 @@ def preflight(request: Request) -> Response:
     return response
 
 
+def refuse_nul(request: Request) -> None:
+    """Refuse U+0000 in query and path values, as the body reader does in bodies (§1.2).
+
+    No stored value holds it (PostgreSQL text cannot, and a lookup with it fails there), so a path id
+    with it names nothing: 404, like any unknown id. A query value with it is invalid: 422 naming the
+    parameter. Session ids in paths are left to their handlers, whose §5.1 check refuses it as §9.2 says.
+
+    Raises:
+        ProblemError: 404 or 422 as above.
+    """
+    for name, value in request.query_params.multi_items():
+        if "\x00" in name or "\x00" in value:
+            raise ProblemError(Problem("invalid", name, f"{name} must not contain the NUL character"))
+    if request.url.path.startswith("/v1/sessions/"):
+        return
+    for name, value in request.path_params.items():
+        if isinstance(value, str) and "\x00" in value:
+            raise ProblemError(Problem("not_found", name, f"no such {name}"), status=404)
+
+
 def _state(request: Request) -> AppState:
     state: AppState = request.app.state.hellotext
     return state
@@ -182,6 +202,7 @@ def public_route(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
                 return domain_error_response(_unauthorized("origin not allowed"))
             ctx = Ctx(business=business, secret=secret, state=state)
             await state.limits.check(request, ctx)
+            refuse_nul(request)
             response = await handler(request, ctx)
         except ProblemError as exc:
             response = domain_error_response(exc)
@@ -202,6 +223,7 @@ def private_route(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
                 raise _unauthorized("a secret token is required")
             ctx = Ctx(business=resolved[0], secret=True, state=state)
             await state.limits.check(request, ctx)
+            refuse_nul(request)
             return await handler(request, ctx)
         except ProblemError as exc:
             return domain_error_response(exc)
