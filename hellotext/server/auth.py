@@ -168,10 +168,14 @@ def refuse_nul(request: Request) -> None:
     Raises:
         ProblemError: 404 or 422 as above.
     """
-    for name, value in request.query_params.multi_items():
-        if "\x00" in name or "\x00" in value:
-            raise ProblemError(Problem("invalid", name, f"{name} must not contain the NUL character"))
-    if request.url.path.startswith("/v1/sessions/"):
+    # Every request passes here: look at the raw scope first and parse only when a NUL can be there.
+    query: bytes = request.scope.get("query_string", b"")
+    if b"%00" in query or b"\x00" in query:
+        for name, value in request.query_params.multi_items():
+            if "\x00" in name or "\x00" in value:
+                raise ProblemError(Problem("invalid", name, f"{name} must not contain the NUL character"))
+    path: str = request.scope["path"]
+    if "\x00" not in path or path.startswith("/v1/sessions/"):
         return
     for name, value in request.path_params.items():
         if isinstance(value, str) and "\x00" in value:

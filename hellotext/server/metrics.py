@@ -38,9 +38,17 @@ class Metrics:
         self.sessions_attached = Counter(
             "hellotext_sessions_attached", "Sessions attached to a profile", ["via"], registry=self.registry
         )
+        self._stored: dict[str, Any] = {}
         self.link_clicks = Counter(
             "hellotext_link_clicks", "Short-link requests", ["kind"], registry=self.registry
         )
+
+    def stored(self, via: str) -> Any:
+        """The `events_stored` child for `via`, kept: ingest counts on every request."""
+        child = self._stored.get(via)
+        if child is None:
+            child = self._stored[via] = self.events_stored.labels(via)
+        return child
 
     def render(self) -> bytes:
         """The text exposition format."""

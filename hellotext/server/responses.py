@@ -13,21 +13,32 @@ from hellotext.errors import Problem
 _encoder = msgspec.json.Encoder()
 JSON_TYPE = "application/json; charset=utf-8"
 RECEIVED = b'{"status":"received"}'
+_JSON_TYPE = JSON_TYPE.encode("latin-1")
+_OWN = frozenset({b"content-type", b"cache-control"})
+_RECEIVED_HEADERS = (
+    (b"content-length", str(len(RECEIVED)).encode("latin-1")),
+    (b"content-type", _JSON_TYPE),
+    (b"cache-control", b"no-store"),
+)
 
 
 def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
     """A JSON response; every one carries ``Cache-Control: no-store``."""
-    response = Response(_encoder.encode(body), status_code=status, media_type=None, headers=headers)
-    response.headers["content-type"] = JSON_TYPE
-    response.headers["cache-control"] = "no-store"
+    content = _encoder.encode(body)
+    response = Response(content, status_code=status, media_type=None, headers=headers)
+    # Raw headers set in one go: MutableHeaders' __setitem__ rescans the list on every call.
+    response.raw_headers = [
+        *(pair for pair in response.raw_headers if pair[0] not in _OWN),
+        (b"content-type", _JSON_TYPE),
+        (b"cache-control", b"no-store"),
+    ]
     return response
 
 
 def received() -> Response:
     """The exact success answer of the ingest endpoints: ``200 {"status":"received"}``."""
     response = Response(RECEIVED, status_code=200, media_type=None)
-    response.headers["content-type"] = JSON_TYPE
-    response.headers["cache-control"] = "no-store"
+    response.raw_headers = list(_RECEIVED_HEADERS)
     return response
 
 

@@ -56,7 +56,7 @@ async def store_events(
         break
     metrics = ctx.state.metrics
     if result.stored:
-        metrics.events_stored.labels(via).inc(result.stored)
+        metrics.stored(via).inc(result.stored)
     if result.attached:
         metrics.sessions_attached.labels("api").inc(result.attached)
     return result
