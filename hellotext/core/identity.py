@@ -66,10 +66,11 @@ def _unverified_text(body: dict[str, Any], key: str, max_len: int, *, lower: boo
     if not isinstance(value, str):
         raise invalid(key, f"{key} must be a string")
     text = value.strip()
+    if lower:
+        # Before the length check: lowercasing can lengthen a string ("İ" becomes two characters).
+        text = text.lower()
     if len(text) > max_len:
         raise invalid(key, f"{key} must be at most {max_len} characters")
-    if lower:
-        text = text.lower()
     return text or None
 
 

@@ -281,11 +281,6 @@ def test_huge_numbers_in_fields_are_422_section8_3(
     assert snapshot(database, tenant.pk) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hellotext/core/identity.py checks the email's length before lowercasing it (reported); "
-    "remove this mark with the fix",
-)
 def test_email_that_grows_when_lowercased_section8_5(
     public: httpx.Client, tenant: Tenant, database: Database
 ) -> None:
