@@ -8,42 +8,14 @@ import uuid
 from typing import Any
 
 import httpx
-from sqlalchemy import Connection, func, select
+from sqlalchemy import select
 
 from hellotext.store.database import Database
-from hellotext.store.events import event_objects
-from hellotext.store.schema import events, identities, objects, profiles, sessions
+from hellotext.store.schema import sessions
 from tests.conftest import Tenant, assert_error
+from tests.server.ingest import PAGE, counts, rendered
 
-PAGE = {"action": "page.viewed", "url": "https://shop.example.com/"}
 RECEIVED = {"status": "received"}
-TABLES = {
-    "events": events,
-    "sessions": sessions,
-    "objects": objects,
-    "identities": identities,
-    "profiles": profiles,
-}
-
-
-def counts(database: Database, tenant: Tenant) -> dict[str, int]:
-    def read(conn: Connection) -> dict[str, int]:
-        return {
-            name: int(conn.execute(select(func.count()).where(table.c.business_id == tenant.pk)).scalar_one())
-            for name, table in TABLES.items()
-        }
-
-    return database.read_sync(read)
-
-
-def rendered(database: Database, tenant: Tenant) -> list[dict[str, Any]]:
-    def read(conn: Connection) -> list[dict[str, Any]]:
-        rows = list(
-            conn.execute(select(events).where(events.c.business_id == tenant.pk).order_by(events.c.seq))
-        )
-        return event_objects(conn, tenant.pk, rows)
-
-    return database.read_sync(read)
 
 
 def batch(client: httpx.Client, items: Any) -> httpx.Response:

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, insert, select
 
 from hellotext.config import Settings
 from hellotext.core.events import parse_event
@@ -21,35 +21,14 @@ from hellotext.core.ids import new_id
 from hellotext.store.actions import DeclaredActions
 from hellotext.store.database import Database
 from hellotext.store.engine import make_engines
-from hellotext.store.events import DuplicateKeyRace, event_objects, ingest
+from hellotext.store.events import DuplicateKeyRace, ingest
 from hellotext.store.profiles import insert_profile
-from hellotext.store.schema import actions, events, identities, objects, profiles, sessions
+from hellotext.store.schema import actions, events, identities, profiles
 from hellotext.store.sessions import attach_session, get_session, see_session
 from tests.conftest import Tenant, assert_error
-
-PAGE = {"action": "page.viewed", "url": "https://shop.example.com/"}
-TABLES = {
-    "events": events,
-    "sessions": sessions,
-    "objects": objects,
-    "identities": identities,
-    "profiles": profiles,
-}
-
+from tests.server.ingest import PAGE, TABLES, counts, rendered
 
 # --- helpers (database access with fresh connections) --------------------------------------------------
-
-
-def counts(database: Database, tenant: Tenant) -> dict[str, int]:
-    """Rows of every table the ingest path writes, for the tenant."""
-
-    def read(conn: Connection) -> dict[str, int]:
-        return {
-            name: int(conn.execute(select(func.count()).where(table.c.business_id == tenant.pk)).scalar_one())
-            for name, table in TABLES.items()
-        }
-
-    return database.read_sync(read)
 
 
 def stored(database: Database, tenant: Tenant) -> list[Any]:
@@ -59,18 +38,6 @@ def stored(database: Database, tenant: Tenant) -> list[Any]:
             conn.execute(select(events).where(events.c.business_id == tenant.pk).order_by(events.c.seq))
         )
     )
-
-
-def rendered(database: Database, tenant: Tenant) -> list[dict[str, Any]]:
-    """The tenant's events as API event objects (§8.3), oldest first."""
-
-    def read(conn: Connection) -> list[dict[str, Any]]:
-        rows = list(
-            conn.execute(select(events).where(events.c.business_id == tenant.pk).order_by(events.c.seq))
-        )
-        return event_objects(conn, tenant.pk, rows)
-
-    return database.read_sync(read)
 
 
 def session_of(database: Database, tenant: Tenant, session_id: str) -> Any:
