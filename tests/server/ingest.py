@@ -8,6 +8,7 @@ from sqlalchemy import Connection, func, select
 
 from hellotext.store.database import Database
 from hellotext.store.events import event_objects
+from hellotext.store.identities import identity_profile as store_identity_profile
 from hellotext.store.schema import events, identities, objects, profiles, sessions
 from tests.conftest import Tenant
 
@@ -44,3 +45,8 @@ def rendered(database: Database, tenant: Tenant) -> list[dict[str, Any]]:
         return event_objects(conn, tenant.pk, rows)
 
     return database.read_sync(read)
+
+
+def identity_profile(database: Database, tenant: Tenant, source: str, user_id: str) -> str | None:
+    """The profile an identity points at, read with a fresh connection."""
+    return database.read_sync(lambda conn: store_identity_profile(conn, tenant.pk, source, user_id))

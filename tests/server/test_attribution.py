@@ -8,14 +8,13 @@ import uuid
 from typing import Any
 
 import httpx
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from hellotext.store.database import Database
 from hellotext.store.profiles import insert_profile
-from hellotext.store.schema import identities
 from hellotext.store.sessions import attach_session, get_session, see_session
 from tests.conftest import Tenant, assert_error
-from tests.server.ingest import PAGE, TABLES, counts, rendered
+from tests.server.ingest import PAGE, TABLES, counts, identity_profile, rendered
 
 
 def new_profile(database: Database, tenant: Tenant) -> str:
@@ -35,18 +34,6 @@ def attach(
 
 def session_of(database: Database, tenant: Tenant, session_id: str) -> Any:
     return database.read_sync(lambda conn: get_session(conn, tenant.pk, session_id))
-
-
-def identity_profile(database: Database, tenant: Tenant, source: str, user_id: str) -> str | None:
-    return database.read_sync(
-        lambda conn: conn.execute(
-            select(identities.c.profile_id).where(
-                identities.c.business_id == tenant.pk,
-                identities.c.source == source,
-                identities.c.user_id == user_id,
-            )
-        ).scalar()
-    )
 
 
 def attribute(client: httpx.Client, body: dict[str, Any]) -> httpx.Response:

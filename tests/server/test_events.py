@@ -23,10 +23,10 @@ from hellotext.store.database import Database
 from hellotext.store.engine import make_engines
 from hellotext.store.events import DuplicateKeyRace, ingest
 from hellotext.store.profiles import insert_profile
-from hellotext.store.schema import actions, events, identities, profiles
+from hellotext.store.schema import actions, events, profiles
 from hellotext.store.sessions import attach_session, get_session, see_session
 from tests.conftest import Tenant, assert_error
-from tests.server.ingest import PAGE, TABLES, counts, rendered
+from tests.server.ingest import PAGE, TABLES, counts, identity_profile, rendered
 
 # --- helpers (database access with fresh connections) --------------------------------------------------
 
@@ -55,18 +55,6 @@ def attach(database: Database, tenant: Tenant, session_id: str, profile_id: str)
         assert attach_session(conn, tenant.pk, session_id, profile_id, "api", now) == profile_id
 
     database.write_sync(unit)
-
-
-def identity_profile(database: Database, tenant: Tenant, source: str, user_id: str) -> str | None:
-    return database.read_sync(
-        lambda conn: conn.execute(
-            select(identities.c.profile_id).where(
-                identities.c.business_id == tenant.pk,
-                identities.c.source == source,
-                identities.c.user_id == user_id,
-            )
-        ).scalar()
-    )
 
 
 def declare_directly(database: Database, tenant: Tenant, name: str) -> None:
